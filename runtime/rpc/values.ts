@@ -1,0 +1,156 @@
+/**
+ * Values on the wire (DESIGN §5). Only value types cross servers: null, undefined, boolean, number,
+ * string, bigint, Date, arrays, plain objects, Map and Set. Everything else — functions, symbols,
+ * class instances, proxies we cannot see through, cycles, oversized payloads — is refused before
+ * anything is sent, with a ValueTypeError naming the argument and its path.
+ *
+ * Plain JSON travels as `[value]`; a value that needs more than JSON (undefined, bigint, Date, Map,
+ * Set, NaN, ±Infinity, -0) travels as superjson's `{json, meta}`. superjson is ~5x slower than JSON,
+ * so it is used only when the value needs it.
+ */
+import superjson from 'superjson';
+import { ValueTypeError } from '../errors.js';
+
+/** The default largest encoded value, in bytes (roughly): 1 MiB. */
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
+
+const ALLOWED = 'null, undefined, boolean, number, string, bigint, Date, arrays, plain objects, Map and Set';
+
+interface Walk {
+  bytes: number;
+  maxBytes: number;
+  needsSuperjson: boolean;
+  ancestors: Set<object>;
+  label: string;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'function') return `a function${value.name ? ` (${value.name})` : ''}`;
+  if (typeof value === 'symbol') return `a symbol (${String(value.description ?? '')})`;
+  if (value !== null && typeof value === 'object') {
+    const ctor = Object.getPrototypeOf(value)?.constructor;
+    return `an instance of ${typeof ctor === 'function' && ctor.name ? ctor.name : 'a class'}`;
+  }
+  return `a ${typeof value}`;
+}
+
+function refuse(walk: Walk, path: string, what: string): never {
+  throw new ValueTypeError(
+    `${walk.label}${path} is ${what}; only value types cross servers (${ALLOWED}). Pass plain data instead.`,
+    { path: `${walk.label}${path}` },
+  );
+}
+
+function grow(walk: Walk, path: string, bytes: number): void {
+  walk.bytes += bytes;
+  if (walk.bytes > walk.maxBytes) {
+    refuse(walk, path, `too large (over ${walk.maxBytes} bytes in all)`);
+  }
+}
+
+function visit(walk: Walk, value: unknown, path: string): void {
+  switch (typeof value) {
+    case 'string':
+      grow(walk, path, value.length + 2);
+      return;
+    case 'number':
+      if (!Number.isFinite(value) || Object.is(value, -0)) walk.needsSuperjson = true;
+      grow(walk, path, 8);
+      return;
+    case 'boolean':
+      grow(walk, path, 5);
+      return;
+    case 'undefined':
+      walk.needsSuperjson = true;
+      return;
+    case 'bigint':
+      walk.needsSuperjson = true;
+      grow(walk, path, 16);
+      return;
+    case 'object':
+      break;
+    default:
+      refuse(walk, path, describe(value));
+  }
+  if (value === null) {
+    grow(walk, path, 4);
+    return;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Date.prototype) {
+    walk.needsSuperjson = true;
+    grow(walk, path, 24);
+    return;
+  }
+  if (walk.ancestors.has(value)) refuse(walk, path, 'a cycle (an object that contains itself)');
+  if (Object.getOwnPropertySymbols(value).length > 0) refuse(walk, path, 'an object with symbol keys');
+  walk.ancestors.add(value);
+  if (proto === Array.prototype) {
+    const array = value as unknown[];
+    grow(walk, path, 2);
+    for (let i = 0; i < array.length; i++) visit(walk, array[i], `${path}[${i}]`);
+  } else if (proto === Object.prototype || proto === null) {
+    grow(walk, path, 2);
+    for (const key of Object.keys(value)) {
+      grow(walk, path, key.length + 3);
+      visit(walk, (value as Record<string, unknown>)[key], `${path}.${key}`);
+    }
+  } else if (proto === Map.prototype) {
+    walk.needsSuperjson = true;
+    let i = 0;
+    for (const [key, entry] of value as Map<unknown, unknown>) {
+      visit(walk, key, `${path}.<key ${i}>`);
+      visit(walk, entry, `${path}.get(${typeof key === 'string' ? JSON.stringify(key) : i})`);
+      i++;
+    }
+  } else if (proto === Set.prototype) {
+    walk.needsSuperjson = true;
+    let i = 0;
+    for (const entry of value as Set<unknown>) visit(walk, entry, `${path}.<entry ${i++}>`);
+  } else {
+    refuse(walk, path, describe(value));
+  }
+  walk.ancestors.delete(value);
+}
+
+/**
+ * Checks that `value` may cross servers; throws ValueTypeError naming `label` and the path of the
+ * first offending part. Returns whether the value needs superjson (more than plain JSON).
+ */
+export function checkValue(value: unknown, label: string, maxBytes = DEFAULT_MAX_VALUE_BYTES): boolean {
+  const walk: Walk = { bytes: 0, maxBytes, needsSuperjson: false, ancestors: new Set(), label };
+  visit(walk, value, '');
+  return walk.needsSuperjson;
+}
+
+/** A value as it travels in JSON-RPC params or result: `[plain]` or superjson's `{json, meta}`. */
+export type WireValue = [unknown] | { json: unknown; meta?: unknown };
+
+/** Checks `value` and encodes it for the wire. */
+export function encodeValue(value: unknown, label: string, maxBytes = DEFAULT_MAX_VALUE_BYTES): WireValue {
+  if (!checkValue(value, label, maxBytes)) return [value];
+  return superjson.serialize(value) as { json: unknown; meta?: unknown };
+}
+
+/** Decodes a value received from the wire; returns `undefined` marker failure as a thrown TypeError. */
+export function decodeValue(wire: unknown): unknown {
+  if (Array.isArray(wire)) {
+    if (wire.length !== 1) throw new TypeError('expected [value] or {json, meta}');
+    return wire[0];
+  }
+  if (wire !== null && typeof wire === 'object' && Object.prototype.hasOwnProperty.call(wire, 'json')) {
+    return superjson.deserialize(wire as { json: never; meta?: never });
+  }
+  throw new TypeError('expected [value] or {json, meta}');
+}
+
+/** Encodes a stored document (superjson text: keeps Dates, Maps, bigints…). */
+export function encodeDocument(value: unknown): string {
+  checkValue(value, 'document', Number.MAX_SAFE_INTEGER);
+  return superjson.stringify(value);
+}
+
+/** Decodes a stored document. */
+export function decodeDocument(text: string): unknown {
+  return superjson.parse(text);
+}

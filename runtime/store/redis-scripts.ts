@@ -1,0 +1,62 @@
+/**
+ * The Lua scripts of RedisStore: each multi-step change is one script, so it is atomic, and each
+ * touches only keys of one player (one hash slot), so Redis Cluster runs it unchanged.
+ *
+ * Route publications are "pid epoch online home at" (server names have no spaces).
+ */
+
+/** [command name, Lua source, number of keys]. */
+export const LUA: [string, string, number][] = [
+  [
+    'kfEnsureRoute',
+    // KEYS: route. ARGV: home, pid, channel.
+    `if redis.call('EXISTS', KEYS[1]) == 0 then
+       redis.call('HSET', KEYS[1], 'home', ARGV[1], 'at', '', 'epoch', '0', 'online', '0')
+       redis.call('PUBLISH', ARGV[3], ARGV[2] .. ' 0 0 ' .. ARGV[1] .. ' ')
+     end
+     return redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')`,
+    1,
+  ],
+  [
+    'kfClaimRoute',
+    // KEYS: route. ARGV: expectEpoch, at, online, pid, channel.
+    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
+     if not r[1] then return {'missing'} end
+     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
+     local epoch = tostring(tonumber(r[3]) + 1)
+     redis.call('HSET', KEYS[1], 'at', ARGV[2], 'epoch', epoch, 'online', ARGV[3])
+     redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. r[1] .. ' ' .. ARGV[2])
+     return {'ok', r[1], ARGV[2], epoch, ARGV[3]}`,
+    1,
+  ],
+  [
+    'kfSetOnline',
+    // KEYS: route. ARGV: epoch, online, pid, channel.
+    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
+     if not r[1] then return {'missing'} end
+     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
+     redis.call('HSET', KEYS[1], 'online', ARGV[2])
+     redis.call('PUBLISH', ARGV[4], ARGV[3] .. ' ' .. r[3] .. ' ' .. ARGV[2] .. ' ' .. r[1] .. ' ' .. r[2])
+     return {'ok', r[1], r[2], r[3], ARGV[2]}`,
+    1,
+  ],
+  [
+    'kfSaveDocument',
+    // KEYS: route, doc. ARGV: epoch, data. Fenced: refused unless epoch is the route's current one.
+    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
+     if not r[1] then return {'missing'} end
+     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
+     redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1])
+     return {'ok'}`,
+    2,
+  ],
+  [
+    'kfUpdateProfile',
+    // KEYS: profile. ARGV: pid, channel, changed (JSON), then name, value (JSON) pairs.
+    `local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+     for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], 'f:' .. ARGV[i], ARGV[i + 1]) end
+     redis.call('PUBLISH', ARGV[2], ARGV[1] .. ' ' .. version .. ' ' .. ARGV[3])
+     return redis.call('HGETALL', KEYS[1])`,
+    1,
+  ],
+];

@@ -1,0 +1,300 @@
+/**
+ * RedisStore: the Store on one shared Redis (ioredis), the real one for production.
+ *
+ * Keys of one player share the hash tag `{pid}` so every multi-key change is one Lua script in one
+ * slot and Redis Cluster works unchanged. Route and profile changes are published from inside the
+ * same scripts that make them, so a change and its publication cannot part.
+ *
+ * Connections: one for commands (auto-pipelined, no offline queue: while Redis is down a command
+ * fails at once with StoreUnavailableError instead of waiting silently) and one subscriber. When
+ * either comes back after a loss, `onReconnect` listeners are told: publications may have been missed.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { NotFoundError, StoreUnavailableError } from '../errors.js';
+import { decodeDocument, encodeDocument } from '../rpc/values.js';
+import { Listeners } from '../util/listeners.js';
+import type {
+  Claim, FencedSave, Profile, ProfileChange, ProfileValue, Route, RouteChange, ServerRecord, Store,
+  StoredDocument, Unsubscribe,
+} from './store.js';
+import { staleOwner } from './store-errors.js';
+import { LUA } from './redis-scripts.js';
+
+const ROUTE_CHANNEL = 'kf:routes';
+const PROFILE_CHANNEL = 'kf:profiles';
+const SERVER_SET = 'kf:servers';
+
+const routeKey = (pid: number) => `kf:{${pid}}:route`;
+const documentKey = (pid: number) => `kf:{${pid}}:doc`;
+const profileKey = (pid: number) => `kf:{${pid}}:profile`;
+const serverKey = (name: string) => `kf:server:${name}`;
+
+type ScriptReply = (string | null)[];
+
+interface KuafuCommands {
+  kfEnsureRoute(route: string, home: string, pid: string, channel: string): Promise<ScriptReply>;
+  kfClaimRoute(route: string, expectEpoch: string, at: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
+  kfSetOnline(route: string, epoch: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
+  kfSaveDocument(route: string, doc: string, epoch: string, data: string): Promise<ScriptReply>;
+  kfUpdateProfile(profile: string, pid: string, channel: string, changed: string, ...fieldValues: string[]): Promise<string[]>;
+}
+
+type CommandRedis = Redis & KuafuCommands;
+
+/** Options of a RedisStore. */
+export interface RedisStoreOptions {
+  /** `redis://host:port[/db]`. */
+  url: string;
+  /** A command that gets no answer within this many ms fails with StoreUnavailableError (default 5000). */
+  commandTimeoutMs?: number;
+}
+
+function routeFromReply(reply: ScriptReply, offset: number): Route {
+  return {
+    home: reply[offset] ?? '',
+    at: reply[offset + 1] ?? '',
+    epoch: Number(reply[offset + 2] ?? 0),
+    online: reply[offset + 3] === '1',
+  };
+}
+
+function parseRouteMessage(message: string): RouteChange | null {
+  // "pid epoch online home at" — server names never contain spaces (the config refuses them).
+  const parts = message.split(' ');
+  if (parts.length !== 5) return null;
+  return {
+    pid: Number(parts[0]), epoch: Number(parts[1]), online: parts[2] === '1', home: parts[3]!, at: parts[4]!,
+  };
+}
+
+export class RedisStore implements Store {
+  readonly description: string;
+  private readonly redis: CommandRedis;
+  private readonly subscriber: Redis;
+  private readonly routeListeners = new Listeners<RouteChange>('route change');
+  private readonly profileListeners = new Listeners<ProfileChange>('profile change');
+  private readonly reconnectListeners = new Listeners<void>('store reconnect');
+  private closed = false;
+
+  constructor(private readonly options: RedisStoreOptions) {
+    this.description = `redis ${options.url}`;
+    const common: RedisOptions = {
+      lazyConnect: true,
+      retryStrategy: (times) => (this.closed ? null : Math.min(50 * times, 1000)),
+      connectTimeout: 5000,
+    };
+    this.redis = new Redis(options.url, {
+      ...common,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeoutMs ?? 5000,
+    }) as CommandRedis;
+    this.subscriber = new Redis(options.url, { ...common, autoResubscribe: true });
+    for (const [name, lua, keys] of LUA) this.redis.defineCommand(name, { lua, numberOfKeys: keys });
+    this.redis.on('error', () => { /* reported through the failing commands */ });
+    this.subscriber.on('error', () => { /* reported through onReconnect */ });
+    this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    this.watchReconnects(this.redis);
+    this.watchReconnects(this.subscriber);
+  }
+
+  async connect(): Promise<void> {
+    try {
+      await Promise.all([this.redis.connect(), this.subscriber.connect()]);
+      await this.subscriber.subscribe(ROUTE_CHANNEL, PROFILE_CHANNEL);
+    } catch (error) {
+      await this.close();
+      throw new StoreUnavailableError(
+        `Cannot reach Redis at ${this.options.url} (${(error as Error).message}). ` +
+          `Start redis-server there, or pass the right --redis URL.`,
+        { url: this.options.url },
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.redis.disconnect();
+    this.subscriber.disconnect();
+  }
+
+  // ---- routes ----------------------------------------------------------------------------------
+
+  async getRoute(pid: number): Promise<Route | null> {
+    const reply = await this.run(() => this.redis.hmget(routeKey(pid), 'home', 'at', 'epoch', 'online'));
+    return reply[0] === null ? null : routeFromReply(reply, 0);
+  }
+
+  async ensureRoute(pid: number, home: string): Promise<Route> {
+    const reply = await this.run(() => this.redis.kfEnsureRoute(routeKey(pid), home, String(pid), ROUTE_CHANNEL));
+    return routeFromReply(reply, 0);
+  }
+
+  async claimRoute(pid: number, claim: Claim): Promise<Route> {
+    const reply = await this.run(() =>
+      this.redis.kfClaimRoute(routeKey(pid), String(claim.expectEpoch), claim.at, claim.online ? '1' : '0', String(pid), ROUTE_CHANNEL),
+    );
+    return this.routeOrThrow(pid, claim.expectEpoch, reply);
+  }
+
+  async setOnline(pid: number, epoch: number, online: boolean): Promise<Route> {
+    const reply = await this.run(() =>
+      this.redis.kfSetOnline(routeKey(pid), String(epoch), online ? '1' : '0', String(pid), ROUTE_CHANNEL),
+    );
+    return this.routeOrThrow(pid, epoch, reply);
+  }
+
+  onRouteChange(listener: (change: RouteChange) => void): Unsubscribe {
+    return this.routeListeners.add(listener);
+  }
+
+  // ---- documents -------------------------------------------------------------------------------
+
+  async loadDocument(pid: number): Promise<StoredDocument | null> {
+    const [text, epoch] = await this.run(() => this.redis.hmget(documentKey(pid), 'data', 'epoch'));
+    return text == null ? null : { data: decodeDocument(text), epoch: Number(epoch) };
+  }
+
+  async saveDocument(pid: number, epoch: number, data: unknown): Promise<void> {
+    const [error] = await this.saveDocuments([{ pid, epoch, data }]);
+    if (error) throw error;
+  }
+
+  async saveDocuments(saves: FencedSave[]): Promise<(Error | null)[]> {
+    const encoded = saves.map((save) => encodeDocument(save.data));
+    const pipeline = this.redis.pipeline() as unknown as KuafuCommands & { exec(): Promise<[Error | null, unknown][] | null> };
+    saves.forEach((save, i) => pipeline.kfSaveDocument(routeKey(save.pid), documentKey(save.pid), String(save.epoch), encoded[i]!));
+    const results = await this.run(() => pipeline.exec());
+    return saves.map((save, i) => {
+      const [error, reply] = results?.[i] ?? [new Error('no reply'), null];
+      if (error) return this.storeError(error);
+      const r = reply as ScriptReply;
+      if (r[0] === 'ok') return null;
+      if (r[0] === 'missing') return this.missing(save.pid);
+      return staleOwner(save.pid, save.epoch, routeFromReply(r, 1));
+    });
+  }
+
+  // ---- profiles --------------------------------------------------------------------------------
+
+  async getProfile(pid: number): Promise<Profile | null> {
+    const hash = await this.run(() => this.redis.hgetall(profileKey(pid)));
+    return hash.version === undefined ? null : this.profileFromHash(pid, hash);
+  }
+
+  async updateProfile(pid: number, fields: Record<string, ProfileValue>): Promise<Profile> {
+    const pairs: string[] = [];
+    for (const [name, value] of Object.entries(fields)) pairs.push(name, JSON.stringify(value));
+    const flat = await this.run(() =>
+      this.redis.kfUpdateProfile(profileKey(pid), String(pid), PROFILE_CHANNEL, JSON.stringify(fields), ...pairs),
+    );
+    const hash: Record<string, string> = {};
+    for (let i = 0; i < flat.length; i += 2) hash[flat[i]!] = flat[i + 1]!;
+    return this.profileFromHash(pid, hash);
+  }
+
+  onProfileChange(listener: (change: ProfileChange) => void): Unsubscribe {
+    return this.profileListeners.add(listener);
+  }
+
+  // ---- server registry -------------------------------------------------------------------------
+
+  async announceServer(record: Omit<ServerRecord, 'seenAt'>, ttlMs: number): Promise<void> {
+    const full: ServerRecord = { ...record, seenAt: Date.now() };
+    await this.run(() =>
+      Promise.all([
+        this.redis.set(serverKey(record.name), JSON.stringify(full), 'PX', Math.max(1, Math.round(ttlMs))),
+        this.redis.sadd(SERVER_SET, record.name),
+      ]),
+    );
+  }
+
+  async withdrawServer(name: string): Promise<void> {
+    await this.run(() => Promise.all([this.redis.del(serverKey(name)), this.redis.srem(SERVER_SET, name)]));
+  }
+
+  async listServers(): Promise<ServerRecord[]> {
+    const names = await this.run(() => this.redis.smembers(SERVER_SET));
+    const texts = await this.run(() => Promise.all(names.map((name) => this.redis.get(serverKey(name)))));
+    const live: ServerRecord[] = [];
+    const gone: string[] = [];
+    texts.forEach((text, i) => (text ? live.push(JSON.parse(text) as ServerRecord) : gone.push(names[i]!)));
+    // Forget expired names; a server that comes back re-adds itself on its next announcement.
+    if (gone.length > 0) await this.run(() => this.redis.srem(SERVER_SET, ...gone));
+    return live.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getServer(name: string): Promise<ServerRecord | null> {
+    const text = await this.run(() => this.redis.get(serverKey(name)));
+    return text ? (JSON.parse(text) as ServerRecord) : null;
+  }
+
+  onReconnect(listener: () => void): Unsubscribe {
+    return this.reconnectListeners.add(listener);
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private watchReconnects(connection: Redis): void {
+    let lost = false;
+    connection.on('close', () => { lost = true; });
+    connection.on('ready', () => {
+      if (lost && !this.closed) {
+        lost = false;
+        this.reconnectListeners.emit();
+      }
+    });
+  }
+
+  private onMessage(channel: string, message: string): void {
+    if (channel === ROUTE_CHANNEL) {
+      const change = parseRouteMessage(message);
+      if (change) this.routeListeners.emit(change);
+    } else if (channel === PROFILE_CHANNEL) {
+      // "pid version {changed json}"
+      const first = message.indexOf(' ');
+      const second = message.indexOf(' ', first + 1);
+      const changed = JSON.parse(message.slice(second + 1)) as Record<string, ProfileValue>;
+      this.profileListeners.emit({
+        pid: Number(message.slice(0, first)), version: Number(message.slice(first + 1, second)), changed,
+      });
+    }
+  }
+
+  private profileFromHash(pid: number, hash: Record<string, string>): Profile {
+    const fields: Record<string, ProfileValue> = {};
+    for (const [key, text] of Object.entries(hash)) {
+      if (key.startsWith('f:')) fields[key.slice(2)] = JSON.parse(text) as ProfileValue;
+    }
+    return { pid, version: Number(hash.version), fields };
+  }
+
+  private routeOrThrow(pid: number, epoch: number, reply: ScriptReply): Route {
+    if (reply[0] === 'ok') return routeFromReply(reply, 1);
+    if (reply[0] === 'missing') throw this.missing(pid);
+    throw staleOwner(pid, epoch, routeFromReply(reply, 1));
+  }
+
+  private missing(pid: number): NotFoundError {
+    return new NotFoundError(`Player ${pid} has no route: log him in at his home server first.`, { pid });
+  }
+
+  /** Runs a command; a connection failure becomes StoreUnavailableError (Redis replies stay as they are). */
+  private async run<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      throw this.storeError(error as Error);
+    }
+  }
+
+  private storeError(error: Error): Error {
+    if (error.name === 'ReplyError') return error;
+    return new StoreUnavailableError(
+      `The store (Redis at ${this.options.url}) is unreachable: ${error.message}. ` +
+        `Check that redis-server is running; kuafu reconnects by itself, and the call can be retried then.`,
+      { url: this.options.url },
+    );
+  }
+}

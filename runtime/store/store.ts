@@ -1,0 +1,154 @@
+/**
+ * The Store: the cluster's shared state (DESIGN §2, §3). One contract, two implementations that
+ * pass the same contract tests: `RedisStore` (the real one) and `MemoryStore` (in-process, the
+ * embedded default). The interface speaks the domain, so each implementation states the semantics
+ * directly: claims are compare-and-set on the epoch, saves are fenced by it.
+ */
+
+/** Where a player is: his home server, the server holding him, the ownership epoch, and whether he is online. */
+export interface Route {
+  /** The player's home server. */
+  home: string;
+  /** The server holding the player; '' means at home (or offline at home). */
+  at: string;
+  /** Bumped by every change of ownership; a save must carry the current one. */
+  epoch: number;
+  /** Whether the player is logged in on the server that holds him. */
+  online: boolean;
+}
+
+/** The server that owns a player under a route: `at`, or home when `at` is empty. */
+export function ownerOf(route: Route): string {
+  return route.at || route.home;
+}
+
+/** A route change as published to every server. */
+export interface RouteChange extends Route {
+  pid: number;
+}
+
+/** What a claim of ownership asks for. */
+export interface Claim {
+  /** The epoch the claimant read; the claim fails with StaleOwnerError if it is no longer current. */
+  expectEpoch: number;
+  /** The server that will hold the player ('' = home). */
+  at: string;
+  /** Whether the player is online there. */
+  online: boolean;
+}
+
+/** A stored player document and the epoch of the server that last wrote it. */
+export interface StoredDocument {
+  data: unknown;
+  epoch: number;
+}
+
+/** One fenced save: a player's document written under the epoch it was loaded with. */
+export interface FencedSave {
+  pid: number;
+  epoch: number;
+  data: unknown;
+}
+
+/** Profile field values: what a profile can hold. */
+export type ProfileValue = string | number | boolean | null;
+
+/** A player's profile: its fields and a version bumped by every change. */
+export interface Profile {
+  pid: number;
+  version: number;
+  fields: Record<string, ProfileValue>;
+}
+
+/** A profile change as published to every server: the fields that changed and the new version. */
+export interface ProfileChange {
+  pid: number;
+  version: number;
+  changed: Record<string, ProfileValue>;
+}
+
+/** A server as it announces itself in the registry. */
+export interface ServerRecord {
+  name: string;
+  roles: string[];
+  /** The RPC address, `ws://host:port`. */
+  rpc: string;
+  /** The client gateway address, `ws://host:port`, or '' when the server has none. */
+  gateway: string;
+  /** Process id, for operators. */
+  pid: number;
+  /** When the record was last refreshed (ms since epoch). */
+  seenAt: number;
+}
+
+/** Unsubscribes a listener. */
+export type Unsubscribe = () => void;
+
+/** The contract both stores implement. Every method is atomic on its own. */
+export interface Store {
+  /** A short description for logs, e.g. `redis redis://127.0.0.1:6379` or `memory`. */
+  readonly description: string;
+
+  /** Resolves once the store is ready for commands. */
+  connect(): Promise<void>;
+  /** Closes connections and timers. */
+  close(): Promise<void>;
+
+  // ---- routes ----------------------------------------------------------------------------------
+  /** The player's route, or null when he has none yet. */
+  getRoute(pid: number): Promise<Route | null>;
+  /**
+   * Creates the player's route at `home` (epoch 0, at home, offline) unless he has one;
+   * returns the route he has afterwards.
+   */
+  ensureRoute(pid: number, home: string): Promise<Route>;
+  /**
+   * Compare-and-set: if the route's epoch is `claim.expectEpoch`, moves the player to `claim.at`
+   * with epoch + 1 and publishes the change; otherwise throws StaleOwnerError (details: epoch, at).
+   * A player with no route: NotFoundError.
+   */
+  claimRoute(pid: number, claim: Claim): Promise<Route>;
+  /** Sets `online` under the current epoch (fenced: StaleOwnerError otherwise) and publishes. */
+  setOnline(pid: number, epoch: number, online: boolean): Promise<Route>;
+  /** Calls `listener` for every route change, from any server. */
+  onRouteChange(listener: (change: RouteChange) => void): Unsubscribe;
+
+  // ---- documents (fenced) -------------------------------------------------------------------------
+  /** The stored document, or null when the player has none. */
+  loadDocument(pid: number): Promise<StoredDocument | null>;
+  /**
+   * Saves the player's document if `epoch` is his route's current epoch; otherwise throws
+   * StaleOwnerError and the stored document is unchanged.
+   */
+  saveDocument(pid: number, epoch: number, data: unknown): Promise<void>;
+  /**
+   * Saves several documents in one round trip (one pipeline). Each save is fenced on its own;
+   * the result has, per save in order, null when it was stored or the StaleOwnerError that refused it.
+   */
+  saveDocuments(saves: FencedSave[]): Promise<(Error | null)[]>;
+
+  // ---- profiles -------------------------------------------------------------------------------
+  /** The player's profile, or null when he has none. */
+  getProfile(pid: number): Promise<Profile | null>;
+  /** Sets the given fields, bumps the version and publishes the change; returns the new profile. */
+  updateProfile(pid: number, fields: Record<string, ProfileValue>): Promise<Profile>;
+  /** Calls `listener` for every profile change, from any server. */
+  onProfileChange(listener: (change: ProfileChange) => void): Unsubscribe;
+
+  // ---- server registry -------------------------------------------------------------------------
+  /** Announces (or refreshes) a server; the record expires `ttlMs` after the last announcement. */
+  announceServer(record: Omit<ServerRecord, 'seenAt'>, ttlMs: number): Promise<void>;
+  /** Removes a server's record at once (clean shutdown). */
+  withdrawServer(name: string): Promise<void>;
+  /** The live (unexpired) servers, sorted by name. */
+  listServers(): Promise<ServerRecord[]>;
+  /** One live server, or null. */
+  getServer(name: string): Promise<ServerRecord | null>;
+
+  // ---- connection ------------------------------------------------------------------------------
+  /**
+   * Calls `listener` whenever the store's connection came back after a loss: publications may
+   * have been missed meanwhile, so caches built from them must be dropped.
+   */
+  onReconnect(listener: () => void): Unsubscribe;
+}
