@@ -1,0 +1,266 @@
+/**
+ * Test runner: runs every compiled `dist/test/**\/*.test.js` in its own child
+ * process (sequentially), streams its output, and sums uvu's summaries.
+ *
+ *   node --no-node-snapshot dist/test/run.js [filter ...]
+ *
+ * Filters are substrings matched against the file's path relative to
+ * dist/test (a file runs if it matches any filter). The last line printed is
+ * `N passed, N failed` (plus `, N skipped` when some were skipped). Exit code
+ * is 1 if anything failed or no test ran.
+ *
+ * Env: KUAFU_TEST_FILE_TIMEOUT_MS — per-file timeout (default 300000).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StringDecoder } from 'node:string_decoder';
+
+const DEFAULT_TIMEOUT_MS = 300_000;
+/** How long to wait for a child's stdio to drain after it exited. */
+const DRAIN_GRACE_MS = 2_000;
+
+interface FileResult {
+  total: number;
+  passed: number;
+  skipped: number;
+  failed: number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function findTestFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
+      const full = join(d, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile() && entry.name.endsWith('.test.js')) out.push(full);
+    }
+  };
+  walk(dir);
+  return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function timeoutMs(): number {
+  const raw = process.env.KUAFU_TEST_FILE_TIMEOUT_MS;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_TIMEOUT_MS;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) {
+    process.stdout.write(
+      `[run] ignoring invalid KUAFU_TEST_FILE_TIMEOUT_MS=${JSON.stringify(raw)}; using ${DEFAULT_TIMEOUT_MS}\n`,
+    );
+    return DEFAULT_TIMEOUT_MS;
+  }
+  return n;
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
+const SUMMARY = /^\s*(Total|Passed|Skipped):\s+(\d+)\s*$/;
+
+/** Incremental parser of uvu summary lines. */
+class SummaryParser {
+  total = 0;
+  passed = 0;
+  skipped = 0;
+  summaries = 0;
+  private buf = '';
+  private decoder = new StringDecoder('utf8');
+
+  push(chunk: Buffer): void {
+    this.buf += this.decoder.write(chunk);
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) !== -1) {
+      this.line(this.buf.slice(0, nl));
+      this.buf = this.buf.slice(nl + 1);
+    }
+  }
+
+  end(): void {
+    this.buf += this.decoder.end();
+    if (this.buf) this.line(this.buf);
+    this.buf = '';
+  }
+
+  private line(raw: string): void {
+    const m = SUMMARY.exec(raw.replace(ANSI, '').replace(/\r$/, ''));
+    if (!m) return;
+    const n = Number(m[2]);
+    if (m[1] === 'Total') {
+      this.total += n;
+      this.summaries++;
+    } else if (m[1] === 'Passed') this.passed += n;
+    else this.skipped += n;
+  }
+}
+
+/** Process group of the child currently running (for cleanup on signals). */
+let current: ChildProcess | undefined;
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // group already gone
+  }
+}
+
+let lastByteWasNewline = true;
+function passthrough(target: NodeJS.WriteStream, chunk: Buffer): void {
+  if (chunk.length === 0) return;
+  target.write(chunk);
+  lastByteWasNewline = chunk[chunk.length - 1] === 0x0a;
+}
+function say(line: string): void {
+  if (!lastByteWasNewline) process.stdout.write('\n');
+  process.stdout.write(line + '\n');
+  lastByteWasNewline = true;
+}
+
+function runFile(file: string, label: string, limitMs: number): Promise<FileResult> {
+  return new Promise((resolve) => {
+    const parser = new SummaryParser();
+    const child = spawn(process.execPath, ['--no-node-snapshot', file], {
+      cwd: process.cwd(),
+      env: { ...process.env, FORCE_COLOR: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // own process group, so a timeout can kill everything it started
+    });
+    current = child;
+
+    let timedOut = false;
+    let spawnError: Error | undefined;
+    let exitCode: number | null = null;
+    let exitSignal: NodeJS.Signals | null = null;
+    let exited = false;
+    let finished = false;
+
+    child.stdout!.on('data', (c: Buffer) => {
+      parser.push(c);
+      passthrough(process.stdout, c);
+    });
+    child.stderr!.on('data', (c: Buffer) => passthrough(process.stderr, c));
+
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child, 'SIGKILL');
+    }, limitMs);
+
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      clearTimeout(drainTimer);
+      child.stdout!.destroy();
+      child.stderr!.destroy();
+      // Reap anything the test left behind in its process group.
+      killGroup(child, 'SIGKILL');
+      if (current === child) current = undefined;
+      parser.end();
+
+      const total = parser.total;
+      const passed = parser.passed;
+      const skipped = parser.skipped;
+      // uvu's "Total" counts the tests that were run (skipped ones are not
+      // included), so failures are Total - Passed.
+      let failed = Math.max(0, total - passed);
+
+      if (spawnError) {
+        say(`[run] ${label}: could not start: ${spawnError.message}`);
+        failed = Math.max(failed, 1);
+      } else if (timedOut) {
+        say(`[run] ${label}: TIMED OUT after ${limitMs} ms (process group killed) — counted as 1 failed`);
+        failed += 1;
+      } else if ((exitCode !== 0 || exitSignal !== null) && failed === 0) {
+        const how = exitSignal !== null ? `signal ${exitSignal}` : `exit code ${exitCode}`;
+        const where = parser.summaries === 0 ? ' before printing a uvu summary' : '';
+        say(`[run] ${label}: CRASHED (${how})${where} — counted as 1 failed`);
+        failed = 1;
+      } else if (parser.summaries === 0) {
+        say(`[run] ${label}: exited without a uvu summary (no tests registered?)`);
+      }
+      resolve({ total, passed, skipped, failed });
+    };
+
+    let drainTimer: NodeJS.Timeout | undefined;
+    child.on('error', (err) => {
+      spawnError = err;
+      if (child.pid === undefined) finish();
+    });
+    child.on('exit', (code, signal) => {
+      exited = true;
+      exitCode = code;
+      exitSignal = signal;
+      // Normally 'close' follows at once; if a grandchild still holds the
+      // pipes open, don't wait for it forever.
+      drainTimer = setTimeout(finish, DRAIN_GRACE_MS);
+    });
+    child.on('close', () => {
+      if (exited) finish();
+    });
+  });
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (current) killGroup(current, 'SIGKILL');
+  say(`[run] interrupted by ${signal}`);
+  process.exit(signal === 'SIGINT' ? 130 : 143);
+}
+
+async function main(): Promise<number> {
+  const filters = process.argv.slice(2).filter((a) => a.length > 0);
+  const all = findTestFiles(here);
+  const files = all.filter((f) => {
+    if (filters.length === 0) return true;
+    const rel = relative(here, f).split(sep).join('/');
+    return filters.some((s) => rel.includes(s));
+  });
+
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', () => {
+    if (current) killGroup(current, 'SIGKILL');
+  });
+
+  const limitMs = timeoutMs();
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+
+  for (const file of files) {
+    const label = relative(process.cwd(), file) || file;
+    say(`\n=== ${label}`);
+    const r = await runFile(file, label, limitMs);
+    passed += r.passed;
+    failed += r.failed;
+    skipped += r.skipped;
+  }
+
+  if (files.length === 0) {
+    say(
+      all.length === 0
+        ? `[run] no test files (*.test.js) found under ${here}`
+        : `[run] no test file matches ${filters.map((f) => JSON.stringify(f)).join(' or ')}`,
+    );
+  } else if (passed + failed === 0) {
+    say('[run] no test ran');
+  }
+
+  say(`${passed} passed, ${failed} failed` + (skipped > 0 ? `, ${skipped} skipped` : ''));
+  return failed > 0 || passed + failed === 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    say(`[run] runner error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    say('0 passed, 1 failed');
+    process.exitCode = 1;
+  },
+);
