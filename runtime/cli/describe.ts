@@ -1,0 +1,9 @@
+/** One line per server: name, roles, where it listens. */
+import type { ServerNode } from '../cluster/server-node.js';
+
+export function describeServers(nodes: ServerNode[]): string {
+  const width = Math.max(...nodes.map((n) => n.name.length), 4);
+  return nodes
+    .map((node) => `  ${node.name.padEnd(width)}  ${node.roles.join(',').padEnd(12)}  rpc ${node.rpcUrl}`)
+    .join('\n');
+}

@@ -1,0 +1,75 @@
+/**
+ * The `kuafu` command. Each subcommand is a file of its own; this one reads the command line,
+ * dispatches, and turns errors into one clear line and an exit code.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, KuafuError } from '../errors.js';
+import { runServe } from './serve.js';
+import { runStatus } from './status.js';
+import { runUp } from './up.js';
+
+const HELP = `kuafu — cross-server toolkit for game-server clusters
+
+Usage:
+  kuafu up [--config F] [--redis URL]         start every server of the config in this process
+                                              (embedded in-memory store unless --redis)
+  kuafu serve --server NAME [--config F] [--redis URL]
+                                              start one server of the config (one process per
+                                              server; they share state through Redis)
+  kuafu status [--config F] [--redis URL]     list the servers and whether each answers
+  kuafu help                                  this text
+
+--config defaults to the shipped cluster.json (HS, GS1, GS2 and a datacenter on 127.0.0.1).
+KUAFU_SECRET overrides the config's secret; KUAFU_LOG_LEVEL=debug|info|warn|error sets the log level.`;
+
+export interface CommandOptions {
+  config?: string;
+  redis?: string;
+  server?: string;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    console.log(HELP);
+    return command ? 0 : 2;
+  }
+  let values: CommandOptions;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: { config: { type: 'string' }, redis: { type: 'string' }, server: { type: 'string' } },
+      strict: true,
+    }));
+  } catch (error) {
+    console.error(`kuafu ${command}: ${(error as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    switch (command) {
+      case 'up':
+        return await runUp(values);
+      case 'serve':
+        return await runServe(values);
+      case 'status':
+        return await runStatus(values);
+      default:
+        console.error(`kuafu: unknown command ${JSON.stringify(command)}.\n\n${HELP}`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof KuafuError) {
+      console.error(`kuafu ${command}: ${error.message}`);
+      return error instanceof ConfigError ? 2 : 1;
+    }
+    throw error;
+  }
+}
+
+/** Resolves when the process is asked to stop (SIGINT or SIGTERM). */
+export function untilStopped(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}

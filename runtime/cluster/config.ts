@@ -1,0 +1,152 @@
+/**
+ * The cluster config: which servers there are (name, roles, ports), the secret they share, and the
+ * store. One JSON file; `kuafu up` starts all of its servers in one process, `kuafu serve` one of them.
+ *
+ * ```json
+ * {
+ *   "secret": "at least 16 characters, the same on every server",
+ *   "host": "127.0.0.1",
+ *   "store": { "kind": "memory" },
+ *   "servers": [
+ *     { "name": "HS",  "roles": ["game"], "rpcPort": 7101, "gatewayPort": 7201 },
+ *     { "name": "DC",  "roles": ["datacenter"], "rpcPort": 7110 }
+ *   ]
+ * }
+ * ```
+ * `KUAFU_SECRET` in the environment overrides `secret`; `--redis URL` overrides `store`.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../errors.js';
+
+/** The roles a server can host (DESIGN §1). */
+export const ROLES = ['game', 'datacenter'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface ServerConfig {
+  /** Unique name: letters, digits, '_', '-', '.'. */
+  name: string;
+  roles: Role[];
+  /** Interface to listen on; defaults to the cluster's `host`. */
+  host: string;
+  /** JSON-RPC port for the other servers; 0 picks a free one (peers find it in the registry). */
+  rpcPort: number;
+  /** Client gateway port (game servers); 0 picks a free one; absent: no gateway. */
+  gatewayPort?: number;
+}
+
+export type StoreConfig = { kind: 'memory' } | { kind: 'redis'; url: string };
+
+export interface ClusterConfig {
+  /** Where the config came from, for messages. */
+  source: string;
+  secret: string;
+  host: string;
+  store: StoreConfig;
+  servers: ServerConfig[];
+  /** Default deadline of a call between servers, ms. */
+  rpcTimeoutMs: number;
+  /** How often a server refreshes its registry record, ms; it expires after 3 missed beats. */
+  heartbeatMs: number;
+}
+
+/** The secret of the shipped default config: fine on loopback, refused anywhere else. */
+export const DEVELOPMENT_SECRET = 'kuafu-development-secret-change-me';
+
+/** The config shipped with kuafu, used when `--config` is left out. */
+export const DEFAULT_CONFIG_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../../cluster.json');
+
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function fail(source: string, message: string): never {
+  throw new ConfigError(`${source}: ${message}`, { source });
+}
+
+function port(source: string, where: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
+    fail(source, `${where} must be a port number from 0 to 65535 (0 picks a free port), not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** Checks a parsed config and fills in defaults; throws ConfigError naming the field to fix. */
+export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): ClusterConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(source, 'the config must be a JSON object');
+  const config = raw as Record<string, unknown>;
+  const secret = env.KUAFU_SECRET ?? config.secret;
+  if (typeof secret !== 'string' || secret.length < 16) {
+    fail(source, '"secret" must be a string of at least 16 characters, the same on every server (or set KUAFU_SECRET)');
+  }
+  const host = config.host ?? '127.0.0.1';
+  if (typeof host !== 'string' || host === '') fail(source, '"host" must be an interface address such as "127.0.0.1"');
+
+  let store: StoreConfig = { kind: 'memory' };
+  if (config.store !== undefined) {
+    const s = config.store as Record<string, unknown>;
+    if (s?.kind === 'memory') store = { kind: 'memory' };
+    else if (s?.kind === 'redis' && typeof s.url === 'string' && s.url.startsWith('redis')) store = { kind: 'redis', url: s.url };
+    else fail(source, '"store" must be {"kind": "memory"} or {"kind": "redis", "url": "redis://host:port"}');
+  }
+
+  if (!Array.isArray(config.servers) || config.servers.length === 0) fail(source, '"servers" must list at least one server');
+  const names = new Set<string>();
+  const servers = config.servers.map((entry: unknown, i: number): ServerConfig => {
+    const s = (entry ?? {}) as Record<string, unknown>;
+    const where = `servers[${i}]`;
+    if (typeof s.name !== 'string' || !NAME.test(s.name)) {
+      fail(source, `${where}.name must be 1-64 letters, digits, '_', '-' or '.', not ${JSON.stringify(s.name)}`);
+    }
+    if (names.has(s.name)) fail(source, `${where}.name ${s.name} is used twice; server names are unique`);
+    names.add(s.name);
+    if (!Array.isArray(s.roles) || s.roles.length === 0 || !s.roles.every((r) => (ROLES as readonly unknown[]).includes(r))) {
+      fail(source, `${where}.roles must list roles among ${ROLES.join(', ')}, not ${JSON.stringify(s.roles)}`);
+    }
+    const serverHost = s.host ?? host;
+    if (typeof serverHost !== 'string' || serverHost === '') fail(source, `${where}.host must be an interface address`);
+    if (!isLoopback(serverHost) && secret === DEVELOPMENT_SECRET && !env.KUAFU_SECRET) {
+      fail(source, `${where} listens on ${serverHost}, beyond this machine, with the shipped development secret: set your own "secret" (or KUAFU_SECRET) first`);
+    }
+    const server: ServerConfig = { name: s.name, roles: [...new Set(s.roles as Role[])], host: serverHost, rpcPort: port(source, `${where}.rpcPort`, s.rpcPort) };
+    if (s.gatewayPort !== undefined) server.gatewayPort = port(source, `${where}.gatewayPort`, s.gatewayPort);
+    return server;
+  });
+
+  const positive = (key: string, fallback: number): number => {
+    const value = config[key] ?? fallback;
+    if (typeof value !== 'number' || !(value > 0)) fail(source, `"${key}" must be a positive number of milliseconds`);
+    return value;
+  };
+  return { source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000) };
+}
+
+/** Reads and checks a config file (the shipped default when `path` is left out). */
+export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): ClusterConfig {
+  const file = resolve(path ?? DEFAULT_CONFIG_PATH);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`Cannot read the cluster config ${file}: ${(error as Error).message}. Pass an existing file with --config.`, { source: file });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${file} is not valid JSON: ${(error as Error).message}`, { source: file });
+  }
+  return parseConfig(raw, file, env);
+}
+
+/** The config's server named `name`, or a ConfigError listing the names there are. */
+export function serverNamed(config: ClusterConfig, name: string): ServerConfig {
+  const server = config.servers.find((s) => s.name === name);
+  if (!server) {
+    throw new ConfigError(`${config.source} has no server named ${name}; it has ${config.servers.map((s) => s.name).join(', ')}.`, { source: config.source });
+  }
+  return server;
+}

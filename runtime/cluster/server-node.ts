@@ -1,0 +1,160 @@
+/**
+ * A server node: one kuafu server of the cluster. It hosts one or more roles (their dispatch
+ * tables are exactly the JSON-RPC methods it answers), announces itself in the store's registry
+ * with a heartbeat, keeps a route cache, and holds one persistent connection per peer it calls.
+ */
+import { ServerUnavailableError } from '../errors.js';
+import { clusterMethods } from '../roles/cluster-methods.js';
+import { datacenterMethods } from '../roles/datacenter.js';
+import { gameMethods } from '../roles/game.js';
+import { PeerClient, type CallOptions } from '../rpc/peer-client.js';
+import { RpcServer, type MethodTable } from '../rpc/rpc-server.js';
+import type { Store } from '../store/store.js';
+import { createLogger, type Logger } from '../util/log.js';
+import type { ClusterConfig, Role, ServerConfig } from './config.js';
+import { RouteCache } from './route-cache.js';
+
+/** Each role's dispatch table. */
+const ROLE_METHODS: Record<Role, (node: ServerNode) => MethodTable> = {
+  game: gameMethods,
+  datacenter: datacenterMethods,
+};
+
+export interface ServerNodeOptions {
+  cluster: ClusterConfig;
+  server: ServerConfig;
+  store: Store;
+  log?: Logger;
+}
+
+/** What `cluster.info` answers. */
+export interface ServerInfo {
+  name: string;
+  roles: string[];
+  rpc: string;
+  pid: number;
+  uptimeMs: number;
+  store: string;
+  connectedPeers: string[];
+  cachedRoutes: number;
+}
+
+export class ServerNode {
+  readonly name: string;
+  readonly roles: Role[];
+  readonly store: Store;
+  readonly routes: RouteCache;
+  readonly log: Logger;
+  private readonly rpc: RpcServer;
+  private readonly peers = new Map<string, PeerClient>();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private storeDown = false;
+  private readonly startedAt = Date.now();
+
+  constructor(private readonly options: ServerNodeOptions) {
+    const { server, store } = options;
+    this.name = server.name;
+    this.roles = server.roles;
+    this.store = store;
+    this.log = options.log ?? createLogger(server.name);
+    this.routes = new RouteCache(store);
+    const methods: MethodTable = clusterMethods(this);
+    for (const role of server.roles) Object.assign(methods, ROLE_METHODS[role](this));
+    this.rpc = new RpcServer({
+      name: server.name,
+      secret: options.cluster.secret,
+      host: server.host,
+      port: server.rpcPort,
+      methods,
+      log: this.log,
+    });
+  }
+
+  /** The address other servers call, `ws://host:port` (after start). */
+  get rpcUrl(): string {
+    return this.rpc.url;
+  }
+
+  /** Listens, announces itself in the registry and starts its heartbeat. */
+  async start(): Promise<void> {
+    await this.rpc.listen();
+    this.routes.start();
+    await this.announce();
+    this.heartbeat = setInterval(() => void this.announce(), this.options.cluster.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  /** Leaves the registry, stops listening and closes its connections. */
+  async stop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    await this.store.withdrawServer(this.name).catch(() => { /* it expires by itself */ });
+    this.routes.stop();
+    for (const peer of this.peers.values()) peer.close();
+    this.peers.clear();
+    await this.rpc.close();
+  }
+
+  /** Calls `method` on server `server` (a persistent, authenticated connection per peer). */
+  call<T = unknown>(server: string, method: string, arg?: unknown, options?: CallOptions): Promise<T> {
+    return this.peer(server).call<T>(method, arg, options);
+  }
+
+  /** The connection to one peer, made on first use. */
+  peer(server: string): PeerClient {
+    let peer = this.peers.get(server);
+    if (!peer) {
+      peer = new PeerClient({
+        self: this.name,
+        peer: server,
+        secret: this.options.cluster.secret,
+        timeoutMs: this.options.cluster.rpcTimeoutMs,
+        resolveUrl: () => this.addressOf(server),
+      });
+      this.peers.set(server, peer);
+    }
+    return peer;
+  }
+
+  /** Where `server` listens: its registry record, else its config entry. */
+  async addressOf(server: string): Promise<string> {
+    const record = await this.store.getServer(server).catch(() => null);
+    if (record) return record.rpc;
+    const configured = this.options.cluster.servers.find((s) => s.name === server);
+    if (configured && configured.rpcPort !== 0) return `ws://${configured.host}:${configured.rpcPort}`;
+    throw new ServerUnavailableError(
+      `Server ${server} is not in the registry: it is not running, or it missed its heartbeats. ` +
+        `'kuafu status' lists the servers that answer.`,
+      { server },
+    );
+  }
+
+  /** What `cluster.info` answers. */
+  info(): ServerInfo {
+    return {
+      name: this.name,
+      roles: this.roles,
+      rpc: this.rpcUrl,
+      pid: process.pid,
+      uptimeMs: Date.now() - this.startedAt,
+      store: this.store.description,
+      connectedPeers: [...this.peers.values()].filter((p) => p.connected).map((p) => p.peer),
+      cachedRoutes: this.routes.size,
+    };
+  }
+
+  private async announce(): Promise<void> {
+    const beat = this.options.cluster.heartbeatMs;
+    try {
+      await this.store.announceServer(
+        { name: this.name, roles: this.roles, rpc: this.rpcUrl, gateway: '', pid: process.pid },
+        beat * 3,
+      );
+      if (this.storeDown) this.log.info('the store answers again; registry record refreshed');
+      this.storeDown = false;
+    } catch (error) {
+      if (!this.storeDown) this.log.warn(`cannot refresh the registry record: ${(error as Error).message}`);
+      this.storeDown = true;
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/** Starting servers of a config: the store they share, then each server node. */
+import { MemoryStore } from '../store/memory-store.js';
+import { RedisStore } from '../store/redis-store.js';
+import type { Store } from '../store/store.js';
+import { serverNamed, type ClusterConfig } from './config.js';
+import { ServerNode } from './server-node.js';
+
+/** Opens the store the config names (connected). */
+export async function openStore(config: ClusterConfig): Promise<Store> {
+  const store = config.store.kind === 'redis' ? new RedisStore({ url: config.store.url }) : new MemoryStore();
+  await store.connect();
+  return store;
+}
+
+/** Servers started together, and how to stop them. */
+export interface RunningServers {
+  store: Store;
+  nodes: ServerNode[];
+  stop(): Promise<void>;
+}
+
+/** Starts the named servers of `config` (all of them by default) on one store, in this process. */
+export async function startServers(config: ClusterConfig, names?: string[]): Promise<RunningServers> {
+  const chosen = names ? names.map((name) => serverNamed(config, name)) : config.servers;
+  const store = await openStore(config);
+  const nodes: ServerNode[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    await store.close();
+  };
+  try {
+    for (const server of chosen) {
+      const node = new ServerNode({ cluster: config, server, store });
+      await node.start();
+      nodes.push(node);
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { store, nodes, stop };
+}

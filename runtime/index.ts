@@ -1,0 +1,12 @@
+/** kuafu's host-side API: what a server host or a test imports from the package. */
+export * from './errors.js';
+export * from './store/store.js';
+export { MemoryStore } from './store/memory-store.js';
+export { RedisStore, type RedisStoreOptions } from './store/redis-store.js';
+export { PeerClient, type PeerClientOptions, type CallOptions } from './rpc/peer-client.js';
+export { RpcServer, type MethodTable, type MethodHandler, type CallContext } from './rpc/rpc-server.js';
+export { checkValue, encodeValue, decodeValue } from './rpc/values.js';
+export { RouteCache } from './cluster/route-cache.js';
+export { ServerNode, type ServerInfo } from './cluster/server-node.js';
+export { loadConfig, parseConfig, type ClusterConfig, type ServerConfig, type Role } from './cluster/config.js';
+export { startServers, openStore, type RunningServers } from './cluster/start.js';

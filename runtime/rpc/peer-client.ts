@@ -1,0 +1,262 @@
+/**
+ * A persistent JSON-RPC 2.0 connection from this server to one peer (WebSocket, `ws`).
+ *
+ * - Connects on first use and again, by itself, on the first call after a loss; authenticates
+ *   with the cluster secret before anything else (auth.ts) and checks the peer's own proof.
+ * - Calls made in the same tick travel as one JSON-RPC batch in one message; replies are matched
+ *   by id (they may come in any order). That is where kuafu gains over one message per call.
+ * - Every call has a deadline (TimeoutError); a peer that cannot be reached, or whose connection
+ *   closes before it answers, fails its calls with ServerUnavailableError at once.
+ * - Arguments are checked before anything is sent (values.ts): a ValueTypeError names the part.
+ */
+import WebSocket from 'ws';
+import {
+  InternalError, ServerUnavailableError, TimeoutError, UnauthenticatedError, fromWire, type WireError,
+} from '../errors.js';
+import { AUTHENTICATE_METHOD, CHALLENGE_METHOD, checkProof, newNonce, proofOf } from './auth.js';
+import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeValue } from './values.js';
+
+export interface PeerClientOptions {
+  /** Our own server name, proven in the handshake. */
+  self: string;
+  /** The server this connection calls. */
+  peer: string;
+  secret: string;
+  /** Where the peer listens now, `ws://host:port` (asked again before every connect). */
+  resolveUrl: () => Promise<string> | string;
+  /** The default deadline of a call, ms (default 5000). */
+  timeoutMs?: number;
+  /** Largest argument, bytes (default 1 MiB). */
+  maxValueBytes?: number;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** This call's deadline, ms. */
+  timeoutMs?: number;
+}
+
+interface Pending {
+  method: string;
+  resolve: (value: any) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Reply {
+  id?: unknown;
+  result?: unknown;
+  error?: WireError;
+  method?: unknown;
+  params?: unknown;
+}
+
+type State = 'idle' | 'connecting' | 'authenticating' | 'open';
+
+export class PeerClient {
+  private ws: WebSocket | null = null;
+  private state: State = 'idle';
+  private url = '';
+  private clientNonce = '';
+  private lastError = '';
+  private readonly pending = new Map<number, Pending>();
+  private outbox: string[] = [];
+  private flushScheduled = false;
+  private nextId = 1;
+  private closed = false;
+  private readonly timeoutMs: number;
+  private readonly maxValueBytes: number;
+  private readonly flushBound = () => this.flush();
+
+  constructor(private readonly options: PeerClientOptions) {
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+  }
+
+  /** The peer's name. */
+  get peer(): string {
+    return this.options.peer;
+  }
+
+  /** Whether the connection is open and authenticated now. */
+  get connected(): boolean {
+    return this.state === 'open';
+  }
+
+  /** Calls `method` on the peer with one value; resolves with its result. */
+  call<T = unknown>(method: string, arg?: unknown, options?: CallOptions): Promise<T> {
+    if (this.closed) {
+      return Promise.reject(new ServerUnavailableError(`The connection to ${this.options.peer} was closed by this server; make a new PeerClient.`, { server: this.options.peer }));
+    }
+    let params: string;
+    try {
+      params = JSON.stringify(encodeValue(arg, `the argument of ${method}`, this.maxValueBytes));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const id = this.nextId++;
+    const text = `{"jsonrpc":"2.0","id":${id},"method":${JSON.stringify(method)},"params":${params}}`;
+    const timeoutMs = options?.timeoutMs ?? this.timeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => this.expire(id, timeoutMs), timeoutMs);
+      this.pending.set(id, { method, resolve, reject, timer });
+      this.outbox.push(text);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flushBound);
+      }
+    });
+  }
+
+  /** Closes the connection; calls still waiting fail with ServerUnavailableError. */
+  close(): void {
+    this.closed = true;
+    this.ws?.terminate();
+    this.failAll(() => `the connection to ${this.options.peer} was closed by this server`);
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.outbox.length === 0) return;
+    if (this.state !== 'open') {
+      if (this.state === 'idle') this.connect();
+      return;
+    }
+    const batch = this.outbox;
+    this.outbox = [];
+    this.ws!.send(batch.length === 1 ? batch[0]! : `[${batch.join(',')}]`);
+  }
+
+  private connect(): void {
+    this.state = 'connecting';
+    this.lastError = '';
+    Promise.resolve()
+      .then(() => this.options.resolveUrl())
+      .then(
+        (url) => {
+          if (this.closed) return;
+          this.url = url;
+          const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.timeoutMs });
+          this.ws = ws;
+          ws.on('open', () => { this.state = 'authenticating'; });
+          ws.on('message', (data) => this.receive(data.toString()));
+          ws.on('error', (error) => { this.lastError = error.message; });
+          ws.on('close', (code, reason) => this.lost(ws, code, reason.toString()));
+        },
+        (error: Error) => {
+          this.state = 'idle';
+          this.failAll(() => error.message, error);
+        },
+      );
+  }
+
+  private lost(ws: WebSocket, code: number, reason: string): void {
+    if (this.ws !== ws) return;
+    const wasOpen = this.state === 'open';
+    this.ws = null;
+    this.state = 'idle';
+    const why = this.lastError || reason || `closed with code ${code}`;
+    if (wasOpen) {
+      this.failAll((method) =>
+        `The connection to server ${this.options.peer} (${this.url}) closed before it answered ${method} (${why}); ` +
+          `the call may or may not have run. Check the server with 'kuafu status'.`);
+    } else {
+      this.failAll(() =>
+        `Cannot connect to server ${this.options.peer} at ${this.url} (${why}). ` +
+          `Is it running? 'kuafu status' lists the servers that answer.`);
+    }
+  }
+
+  private receive(text: string): void {
+    let message: Reply | Reply[];
+    try {
+      message = JSON.parse(text) as Reply | Reply[];
+    } catch {
+      return; // a peer that sends non-JSON is broken; its calls run into their deadlines
+    }
+    if (this.state === 'authenticating') {
+      this.handshake(message as Reply);
+      return;
+    }
+    if (Array.isArray(message)) {
+      for (const reply of message) this.settle(reply);
+    } else {
+      this.settle(message);
+    }
+  }
+
+  private handshake(message: Reply): void {
+    const { peer, self, secret } = this.options;
+    if (message.method === CHALLENGE_METHOD) {
+      const challenge = (message.params ?? {}) as { server?: unknown; nonce?: unknown };
+      if (challenge.server !== peer || typeof challenge.nonce !== 'string') {
+        this.refuse(`expected server ${peer} at ${this.url}, but ${JSON.stringify(challenge.server)} answered. Check the addresses in the config or registry.`);
+        return;
+      }
+      this.clientNonce = newNonce();
+      const proof = proofOf(secret, challenge.nonce, self);
+      this.ws!.send(JSON.stringify({ jsonrpc: '2.0', id: 0, method: AUTHENTICATE_METHOD, params: { client: self, nonce: this.clientNonce, proof } }));
+      return;
+    }
+    if (message.id === 0) {
+      if (message.error) {
+        this.refuse(message.error.message);
+        return;
+      }
+      const result = (message.result ?? {}) as { server?: unknown; proof?: unknown };
+      if (result.server !== peer || !checkProof(secret, this.clientNonce, peer, result.proof)) {
+        this.refuse(`server ${peer} at ${this.url} could not prove it knows the cluster secret. Give every server the same secret.`);
+        return;
+      }
+      this.state = 'open';
+      this.flush();
+    }
+  }
+
+  private refuse(why: string): void {
+    const ws = this.ws;
+    this.ws = null;
+    this.state = 'idle';
+    ws?.terminate();
+    this.failAll(() => why, new UnauthenticatedError(why, { server: this.options.peer }));
+  }
+
+  private settle(reply: Reply): void {
+    const id = reply.id as number;
+    const call = this.pending.get(id);
+    if (!call) return; // already timed out
+    this.pending.delete(id);
+    clearTimeout(call.timer);
+    if (reply.error) {
+      call.reject(fromWire(reply.error, `server ${this.options.peer}, method ${call.method}`));
+      return;
+    }
+    try {
+      call.resolve(decodeValue(reply.result));
+    } catch {
+      call.reject(new InternalError(`Server ${this.options.peer} sent an unreadable result for ${call.method}; is it the same kuafu version?`));
+    }
+  }
+
+  private expire(id: number, timeoutMs: number): void {
+    const call = this.pending.get(id);
+    if (!call) return;
+    this.pending.delete(id);
+    call.reject(new TimeoutError(
+      `Server ${this.options.peer} did not answer ${call.method} within ${timeoutMs} ms: it may be overloaded, ` +
+        `paused or unreachable. The call may or may not have run.`,
+      { server: this.options.peer, timeoutMs },
+    ));
+  }
+
+  /** Fails every waiting call: with `error` when given, else ServerUnavailableError(message(method)). */
+  private failAll(message: (method: string) => string, error?: Error): void {
+    const calls = [...this.pending.values()];
+    this.pending.clear();
+    this.outbox = [];
+    for (const call of calls) {
+      clearTimeout(call.timer);
+      call.reject(error ?? new ServerUnavailableError(message(call.method), { server: this.options.peer }));
+    }
+  }
+}
