@@ -1,0 +1,25 @@
+/**
+ * `npm run bench -- <name…>`: runs the named benchmarks (all when none is named). Each benchmark
+ * measures kuafu and its reference in the same run, prints the ratio, and writes
+ * bench/results/<name>.json.
+ */
+import { runRpcBench } from './rpc.js';
+
+const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
+  rpc: runRpcBench,
+};
+
+const asked = process.argv.slice(2);
+const names = asked.length > 0 ? asked : Object.keys(BENCHES);
+for (const name of names) {
+  const bench = BENCHES[name];
+  if (!bench) {
+    console.error(`unknown benchmark ${JSON.stringify(name)}; there are: ${Object.keys(BENCHES).join(', ')}`);
+    process.exit(2);
+  }
+}
+for (const name of names) {
+  console.log(`\n== bench ${name}`);
+  await BENCHES[name]!();
+}
+process.exit(0);
