@@ -1,0 +1,703 @@
+/**
+ * The Store contract (DESIGN §2, §3), written once and run against both implementations:
+ * MemoryStore, and RedisStore on a real redis-server started by the test harness.
+ *
+ * Then, Redis only: the store survives a restart of Redis (onReconnect fires, data is kept, commands
+ * and publications work again), and while Redis is down a command fails with StoreUnavailableError
+ * instead of hanging.
+ *
+ * Nothing here sleeps and then asserts: events are awaited with a deadline that fails with a clear
+ * message, and expiry is polled until it happens (or a generous deadline passes).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Redis } from 'ioredis';
+import { NotFoundError, StaleOwnerError, StoreUnavailableError } from '../runtime/errors.js';
+import { MemoryStore } from '../runtime/store/memory-store.js';
+import { RedisStore } from '../runtime/store/redis-store.js';
+import type { ProfileChange, Route, RouteChange, ServerRecord, Store } from '../runtime/store/store.js';
+import { startRedis, type RedisHandle } from './harness/redis.js';
+
+/** How long an awaited event may take before the test fails (generous: a loaded 2-core machine). */
+const EVENT_TIMEOUT_MS = 10_000;
+/** How long a polled condition (expiry, reconnection) may take before the test fails. */
+const POLL_DEADLINE_MS = 20_000;
+const POLL_INTERVAL_MS = 50;
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+/** JSON with object keys sorted, so two plain values compare regardless of key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+let lastPid = 1000;
+/** A player id no other test uses. */
+const nextPid = (): number => ++lastPid;
+
+/** Collects published events; `waitFor` resolves when a matching one has arrived (or fails after a deadline). */
+class Inbox<T> {
+  readonly events: T[] = [];
+  private readonly waiters = new Set<{ test: (event: T) => boolean; resolve: (event: T) => void }>();
+
+  constructor(private readonly label: string) {}
+
+  readonly push = (event: T): void => {
+    this.events.push(event);
+    for (const waiter of this.waiters) {
+      if (waiter.test(event)) {
+        this.waiters.delete(waiter);
+        waiter.resolve(event);
+      }
+    }
+  };
+
+  waitFor(what: string, test: (event: T) => boolean, timeoutMs = EVENT_TIMEOUT_MS): Promise<T> {
+    const found = this.events.find(test);
+    if (found !== undefined) return Promise.resolve(found);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(new Error(
+          `${this.label}: ${what} did not arrive within ${timeoutMs} ms; received so far: ${JSON.stringify(this.events)}`,
+        ));
+      }, timeoutMs);
+      const waiter = {
+        test,
+        resolve: (event: T) => {
+          clearTimeout(timer);
+          resolve(event);
+        },
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Waits for an event equal to `expected` (plain JSON values). */
+  waitForEqual(expected: T, timeoutMs = EVENT_TIMEOUT_MS): Promise<T> {
+    const want = canonical(expected);
+    return this.waitFor(want, (event) => canonical(event) === want, timeoutMs);
+  }
+}
+
+/** Asserts that `promise` rejects with an instance of `type`; returns the error. */
+async function rejects<E extends Error>(
+  promise: Promise<unknown>,
+  type: new (...args: never[]) => E,
+  what: string,
+): Promise<E> {
+  let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
+  try {
+    outcome = { ok: true, value: await promise };
+  } catch (error) {
+    outcome = { ok: false, error };
+  }
+  if (outcome.ok) {
+    assert.unreachable(`${what}: expected ${type.name}, but it resolved with ${String(JSON.stringify(outcome.value))}`);
+    throw new Error('unreachable');
+  }
+  if (!(outcome.error instanceof type)) {
+    const error = outcome.error as Error;
+    assert.unreachable(`${what}: expected ${type.name}, got ${error?.name}: ${error?.message}`);
+  }
+  return outcome.error as E;
+}
+
+/** Polls `check` until it returns true; fails with `what` after `deadlineMs`. */
+async function eventually(what: string, check: () => Promise<boolean>, deadlineMs = POLL_DEADLINE_MS): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+      lastError = undefined;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError ? ` (last error: ${(lastError as Error).message})` : '';
+      assert.unreachable(`${what} did not happen within ${deadlineMs} ms${why}`);
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+}
+
+/** Settles `promise` or fails after `ms`, saying that `what` hung. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms: it hangs instead of failing`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+// ---- the contract ----------------------------------------------------------------------------------
+
+/** One test's world: a fresh, empty shared state seen from two servers. */
+interface World {
+  /** The store of "this" server. */
+  store: Store;
+  /** Another server's store on the same shared state (for MemoryStore: the same instance). */
+  peer: Store;
+  /** Opens one more store on the same shared state (for the close test). */
+  open(): Promise<Store>;
+  /** Closes every store of this world. */
+  close(): Promise<void>;
+}
+
+interface Backend {
+  /** Starts what the stores need (a redis-server). */
+  setup(): Promise<void>;
+  /** Empties the shared state and returns a world on it. */
+  makeStore(): Promise<World>;
+  /** Stops what setup started. */
+  teardown(): Promise<void>;
+}
+
+const record = (name: string, roles: string[] = ['game']): Omit<ServerRecord, 'seenAt'> => ({
+  name,
+  roles,
+  rpc: `ws://127.0.0.1:${7000 + name.length}`,
+  gateway: roles.includes('gateway') ? 'ws://127.0.0.1:8000' : '',
+  pid: 4242,
+});
+
+function contract(name: string, backend: Backend): void {
+  const test = suite(`Store contract: ${name}`);
+  let world: World | undefined;
+  const w = (): World => {
+    if (!world) throw new Error('no world: setup failed');
+    return world;
+  };
+
+  test.before(async () => { await backend.setup(); });
+  test.after(async () => { await backend.teardown(); });
+  test.before.each(async () => { world = await backend.makeStore(); });
+  test.after.each(async () => {
+    const current = world;
+    world = undefined;
+    await current?.close();
+  });
+
+  // ---- routes ----
+
+  test('getRoute is null for a player without a route', async () => {
+    assert.is(await w().store.getRoute(nextPid()), null);
+  });
+
+  test('ensureRoute creates {home, at: "", epoch: 0, online: false} and is idempotent', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    const fresh: Route = { home: 'home-1', at: '', epoch: 0, online: false };
+    assert.equal(await store.ensureRoute(pid, 'home-1'), fresh);
+    assert.equal(await store.getRoute(pid), fresh);
+    // A second call (even from another server, naming another home) keeps the first route.
+    assert.equal(await peer.ensureRoute(pid, 'home-2'), fresh, 'second ensureRoute returns the existing route');
+    assert.equal(await store.getRoute(pid), fresh, 'second ensureRoute changed nothing');
+  });
+
+  test('claimRoute is a CAS on the epoch: bumps it and sets at/online', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+
+    const claimed = await store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    assert.equal(claimed, { home: 'home-1', at: 'game-2', epoch: 1, online: true });
+    assert.equal(await peer.getRoute(pid), claimed, 'the other server reads the claimed route');
+
+    // Back home: at '' again.
+    const home = await peer.claimRoute(pid, { expectEpoch: 1, at: '', online: false });
+    assert.equal(home, { home: 'home-1', at: '', epoch: 2, online: false });
+    assert.equal(await store.getRoute(pid), home);
+  });
+
+  test('claimRoute with a stale epoch throws StaleOwnerError and changes nothing', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    const current = await store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
+
+    const error = await rejects(
+      peer.claimRoute(pid, { expectEpoch: 0, at: 'game-3', online: false }),
+      StaleOwnerError,
+      'claim with the old epoch',
+    );
+    assert.ok(error instanceof StaleOwnerError);
+    assert.is(error.kind, 'StaleOwner');
+    assert.is(error.details.epoch, 1, 'details.epoch is the current epoch');
+    assert.is(error.details.at, 'game-2', 'details.at is the current holder');
+    assert.equal(await store.getRoute(pid), current, 'a refused claim changed nothing');
+
+    // An epoch from the future is just as stale.
+    await rejects(peer.claimRoute(pid, { expectEpoch: 7, at: 'game-3', online: false }), StaleOwnerError, 'claim with a future epoch');
+    assert.equal(await store.getRoute(pid), current);
+  });
+
+  test('claimRoute and setOnline on a player without a route throw NotFoundError', async () => {
+    const { store } = w();
+    const pid = nextPid();
+    const error = await rejects(store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true }), NotFoundError, 'claim of an unknown player');
+    assert.is(error.details.pid, pid);
+    await rejects(store.setOnline(pid, 0, true), NotFoundError, 'setOnline of an unknown player');
+    assert.is(await store.getRoute(pid), null, 'a refused claim created no route');
+  });
+
+  test('setOnline is fenced by the epoch', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    assert.equal(await store.setOnline(pid, 0, true), { home: 'home-1', at: '', epoch: 0, online: true });
+    const claimed = await peer.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: false });
+
+    const error = await rejects(store.setOnline(pid, 0, true), StaleOwnerError, 'setOnline with the old epoch');
+    assert.is(error.details.epoch, 1);
+    assert.equal(await store.getRoute(pid), claimed, 'a refused setOnline changed nothing');
+
+    assert.equal(await peer.setOnline(pid, 1, true), { ...claimed, online: true });
+    assert.equal(await store.getRoute(pid), { ...claimed, online: true });
+  });
+
+  test('CAS race: of 50 concurrent claims under one epoch exactly one wins, every round', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    const rounds = 5;
+    const contenders = 50;
+    await store.ensureRoute(pid, 'home-1');
+
+    for (let round = 0; round < rounds; round++) {
+      const results = await Promise.allSettled(
+        Array.from({ length: contenders }, (_, i) =>
+          (i % 2 === 0 ? store : peer).claimRoute(pid, { expectEpoch: round, at: `game-${round}-${i}`, online: true }),
+        ),
+      );
+      const winners = results.filter((r): r is PromiseFulfilledResult<Route> => r.status === 'fulfilled');
+      const losers = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      assert.is(winners.length, 1, `round ${round}: exactly one claim wins (got ${winners.length})`);
+      const won = winners[0]!.value;
+      assert.is(won.epoch, round + 1, `round ${round}: the winner bumped the epoch`);
+      assert.match(won.at, new RegExp(`^game-${round}-\\d+$`));
+      assert.is(losers.length, contenders - 1);
+      for (const loser of losers) {
+        assert.ok(loser.reason instanceof StaleOwnerError, `round ${round}: a loser got ${String(loser.reason)}`);
+        assert.is((loser.reason as StaleOwnerError).details.epoch, round + 1);
+        assert.is((loser.reason as StaleOwnerError).details.at, won.at, 'a loser is told who won');
+      }
+      assert.equal(await store.getRoute(pid), won, `round ${round}: the stored route is the winner's`);
+    }
+    assert.is((await peer.getRoute(pid))!.epoch, rounds, 'final epoch = number of rounds');
+  });
+
+  // ---- fenced documents ----
+
+  test('saveDocument under the current epoch stores the document (Date, Map, bigint) and its epoch', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    assert.is(await store.loadDocument(pid), null, 'no document yet');
+    await store.ensureRoute(pid, 'home-1');
+    assert.is(await store.loadDocument(pid), null, 'a route alone is no document');
+
+    const data = {
+      name: 'Ann',
+      level: 7,
+      born: new Date(Date.UTC(2024, 1, 29, 12, 30, 15, 250)),
+      bag: new Map<string, number>([['sword', 1], ['potion', 12]]),
+      gold: 12345678901234567890123n,
+      tags: new Set(['a', 'b']),
+      nested: { list: [1, 'two', null, { deep: true }] },
+    };
+    await store.saveDocument(pid, 0, data);
+
+    const loaded = await peer.loadDocument(pid);
+    assert.ok(loaded, 'the document was stored');
+    assert.is(loaded.epoch, 0, 'the writer epoch is stored with it');
+    assert.equal(loaded.data, data);
+    const back = loaded.data as typeof data;
+    assert.ok(back.born instanceof Date, 'a Date stays a Date');
+    assert.is(back.born.getTime(), data.born.getTime());
+    assert.ok(back.bag instanceof Map, 'a Map stays a Map');
+    assert.is(back.bag.get('potion'), 12);
+    assert.is(typeof back.gold, 'bigint', 'a bigint stays a bigint');
+    assert.is(back.gold, 12345678901234567890123n);
+    assert.ok(back.tags instanceof Set, 'a Set stays a Set');
+
+    // Stored values are copies: changing what was saved or loaded does not change the store.
+    data.bag.set('sword', 99);
+    back.bag.set('potion', 0);
+    const again = await store.loadDocument(pid);
+    assert.is((again!.data as typeof data).bag.get('sword'), 1);
+    assert.is((again!.data as typeof data).bag.get('potion'), 12);
+  });
+
+  test('saveDocument with an old epoch throws StaleOwnerError and leaves the document unchanged', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    await store.saveDocument(pid, 0, { gold: 1n, note: 'first' });
+
+    // Another server takes the player: the old owner's epoch is now stale.
+    await peer.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    const error = await rejects(store.saveDocument(pid, 0, { gold: 1_000_000n, note: 'lost update' }), StaleOwnerError, 'save under the old epoch');
+    assert.is(error.details.epoch, 1);
+    assert.is(error.details.at, 'game-2');
+    assert.equal(await peer.loadDocument(pid), { data: { gold: 1n, note: 'first' }, epoch: 0 }, 'a refused save changed nothing');
+
+    // The new owner saves under the new epoch.
+    await peer.saveDocument(pid, 1, { gold: 2n, note: 'second' });
+    assert.equal(await store.loadDocument(pid), { data: { gold: 2n, note: 'second' }, epoch: 1 });
+  });
+
+  test('saveDocument for a player without a route throws NotFoundError and stores nothing', async () => {
+    const { store } = w();
+    const pid = nextPid();
+    await rejects(store.saveDocument(pid, 0, { x: 1 }), NotFoundError, 'save of an unrouted player');
+    assert.is(await store.loadDocument(pid), null);
+  });
+
+  test('saveDocuments fences each save on its own and reports per save, in order', async () => {
+    const { store, peer } = w();
+    const [a, b, c, d] = [nextPid(), nextPid(), nextPid(), nextPid()];
+    for (const pid of [a, b, c, d]) await store.ensureRoute(pid, 'home-1');
+    await store.saveDocument(b, 0, { who: 'b', v: 0 });
+    await peer.claimRoute(b, { expectEpoch: 0, at: 'game-2', online: true }); // b: epoch 1
+    await peer.claimRoute(d, { expectEpoch: 0, at: 'game-2', online: true });
+    await peer.claimRoute(d, { expectEpoch: 1, at: 'game-3', online: true }); // d: epoch 2
+
+    const results = await store.saveDocuments([
+      { pid: a, epoch: 0, data: { who: 'a', v: 1, at: new Date(0) } },
+      { pid: b, epoch: 0, data: { who: 'b', v: 1 } },
+      { pid: c, epoch: 0, data: { who: 'c', v: 1, m: new Map([[1, 2n]]) } },
+      { pid: d, epoch: 1, data: { who: 'd', v: 1 } },
+    ]);
+    assert.is(results.length, 4);
+    assert.is(results[0], null, 'a: fresh save stored');
+    assert.ok(results[1] instanceof StaleOwnerError, `b: stale save refused (got ${String(results[1])})`);
+    assert.is((results[1] as StaleOwnerError).details.epoch, 1);
+    assert.is(results[2], null, 'c: fresh save stored');
+    assert.ok(results[3] instanceof StaleOwnerError, `d: stale save refused (got ${String(results[3])})`);
+    assert.is((results[3] as StaleOwnerError).details.epoch, 2);
+    assert.is((results[3] as StaleOwnerError).details.at, 'game-3');
+
+    assert.equal(await peer.loadDocument(a), { data: { who: 'a', v: 1, at: new Date(0) }, epoch: 0 });
+    assert.equal(await peer.loadDocument(b), { data: { who: 'b', v: 0 }, epoch: 0 }, 'b unchanged');
+    assert.equal(await peer.loadDocument(c), { data: { who: 'c', v: 1, m: new Map([[1, 2n]]) }, epoch: 0 });
+    assert.is(await peer.loadDocument(d), null, 'd: nothing stored');
+
+    assert.equal(await store.saveDocuments([]), [], 'an empty batch is fine');
+  });
+
+  // ---- publications ----
+
+  test('every route change is published to listeners on this and the other server', async () => {
+    const { store, peer } = w();
+    const here = new Inbox<RouteChange>('route listener on the writing store');
+    const there = new Inbox<RouteChange>('route listener on the other store');
+    store.onRouteChange(here.push);
+    peer.onRouteChange(there.push);
+    const pid = nextPid();
+
+    await store.ensureRoute(pid, 'home-1');
+    await store.ensureRoute(pid, 'home-9'); // no change: no publication
+    await store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    await rejects(store.claimRoute(pid, { expectEpoch: 0, at: 'game-3', online: true }), StaleOwnerError, 'stale claim');
+    await store.setOnline(pid, 1, false);
+    await rejects(store.setOnline(pid, 0, true), StaleOwnerError, 'stale setOnline');
+    await store.claimRoute(pid, { expectEpoch: 1, at: '', online: false });
+
+    const expected: RouteChange[] = [
+      { pid, home: 'home-1', at: '', epoch: 0, online: false },
+      { pid, home: 'home-1', at: 'game-2', epoch: 1, online: true },
+      { pid, home: 'home-1', at: 'game-2', epoch: 1, online: false },
+      { pid, home: 'home-1', at: '', epoch: 2, online: false },
+    ];
+    for (const inbox of [here, there]) {
+      for (const change of expected) await inbox.waitForEqual(change);
+      // Everything arrived, in order, and nothing else (the no-ops published nothing).
+      assert.equal(inbox.events.filter((e) => e.pid === pid), expected);
+    }
+  });
+
+  test('an unsubscribed route listener hears nothing more', async () => {
+    const { store } = w();
+    const gone = new Inbox<RouteChange>('unsubscribed listener');
+    const kept = new Inbox<RouteChange>('kept listener');
+    const unsubscribe = store.onRouteChange(gone.push);
+    store.onRouteChange(kept.push);
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    await gone.waitFor('the first change', (e) => e.pid === pid && e.epoch === 0);
+    unsubscribe();
+    await store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    // Both listeners are called for the same publication, so once the kept one has it, the other would have too.
+    await kept.waitFor('the claim', (e) => e.pid === pid && e.epoch === 1);
+    assert.is(gone.events.filter((e) => e.pid === pid).length, 1, 'no change after unsubscribing');
+  });
+
+  test('updateProfile bumps the version, merges fields, publishes the change; getProfile reads it', async () => {
+    const { store, peer } = w();
+    const here = new Inbox<ProfileChange>('profile listener on the writing store');
+    const there = new Inbox<ProfileChange>('profile listener on the other store');
+    store.onProfileChange(here.push);
+    peer.onProfileChange(there.push);
+    const pid = nextPid();
+    assert.is(await store.getProfile(pid), null, 'no profile yet');
+
+    const first = await store.updateProfile(pid, { name: 'Ann', level: 1, vip: false });
+    assert.equal(first, { pid, version: 1, fields: { name: 'Ann', level: 1, vip: false } });
+    const second = await peer.updateProfile(pid, { level: 2, guild: null, vip: true });
+    assert.equal(second, { pid, version: 2, fields: { name: 'Ann', level: 2, vip: true, guild: null } });
+    assert.equal(await store.getProfile(pid), second);
+    assert.equal(await peer.getProfile(pid), second);
+
+    const expected: ProfileChange[] = [
+      { pid, version: 1, changed: { name: 'Ann', level: 1, vip: false } },
+      { pid, version: 2, changed: { level: 2, guild: null, vip: true } },
+    ];
+    for (const inbox of [here, there]) {
+      for (const change of expected) await inbox.waitForEqual(change);
+      assert.equal(inbox.events.filter((e) => e.pid === pid), expected);
+    }
+  });
+
+  // ---- server registry ----
+
+  test('announceServer / listServers / getServer / withdrawServer', async () => {
+    const { store, peer } = w();
+    assert.equal(await store.listServers(), [], 'no servers yet');
+    assert.is(await store.getServer('game-1'), null);
+
+    const before = Date.now();
+    await store.announceServer(record('game-2', ['game']), 60_000);
+    await peer.announceServer(record('game-1', ['game', 'gateway']), 60_000);
+    const after = Date.now();
+
+    const list = await store.listServers();
+    assert.equal(list.map((s) => s.name), ['game-1', 'game-2'], 'sorted by name');
+    for (const server of list) {
+      assert.is(typeof server.seenAt, 'number');
+      assert.ok(server.seenAt >= before && server.seenAt <= after, `seenAt ${server.seenAt} is the announcement time`);
+      assert.equal(server, { ...record(server.name, server.name === 'game-1' ? ['game', 'gateway'] : ['game']), seenAt: server.seenAt });
+    }
+    assert.equal(await peer.getServer('game-2'), list[1]);
+    assert.equal(await peer.listServers(), list, 'every server sees the same registry');
+
+    await peer.withdrawServer('game-2');
+    assert.is(await store.getServer('game-2'), null, 'withdrawn');
+    assert.equal((await store.listServers()).map((s) => s.name), ['game-1']);
+    await store.withdrawServer('never-announced'); // harmless
+  });
+
+  test('a server record expires unless re-announced', async () => {
+    const { store, peer } = w();
+    await store.announceServer(record('short'), 200);
+    await store.announceServer(record('long'), 600_000);
+    await eventually('expiry of the 200 ms record', async () => !(await peer.listServers()).some((s) => s.name === 'short'));
+    assert.is(await peer.getServer('short'), null, 'expired: getServer is null');
+    assert.equal((await peer.listServers()).map((s) => s.name), ['long'], 'the other record is still live');
+
+    await store.announceServer(record('short'), 600_000);
+    assert.equal((await peer.listServers()).map((s) => s.name), ['long', 'short'], 're-announced: back');
+    assert.is((await peer.getServer('short'))?.name, 'short');
+  });
+
+  // ---- lifecycle ----
+
+  test('close() closes a store', async () => {
+    const extra = await w().open();
+    const pid = nextPid();
+    await extra.ensureRoute(pid, 'home-1');
+    assert.is((await extra.getRoute(pid))?.home, 'home-1');
+    await extra.close();
+  });
+
+  test.run();
+}
+
+// ---- the two implementations -------------------------------------------------------------------------
+
+contract('MemoryStore', {
+  async setup() {},
+  async teardown() {},
+  async makeStore() {
+    const opened: Store[] = [];
+    const open = async (): Promise<Store> => {
+      const store = new MemoryStore();
+      await store.connect();
+      opened.push(store);
+      return store;
+    };
+    const store = await open();
+    return {
+      store,
+      peer: store, // one process, one state: the "other server" is the same instance
+      open,
+      async close() {
+        for (const s of opened) await s.close();
+      },
+    };
+  },
+});
+
+/** A RedisStore on `url`, connected. */
+async function redisStore(url: string, commandTimeoutMs?: number): Promise<RedisStore> {
+  const store = new RedisStore({ url, commandTimeoutMs });
+  await store.connect();
+  return store;
+}
+
+{
+  let redis: RedisHandle | undefined;
+  let admin: Redis | undefined;
+  contract('RedisStore', {
+    async setup() {
+      redis = await startRedis();
+      admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      await admin.connect();
+    },
+    async teardown() {
+      admin?.disconnect();
+      admin = undefined;
+      await redis?.stop();
+      redis = undefined;
+    },
+    async makeStore() {
+      if (!redis || !admin) throw new Error('redis-server did not start');
+      const url = redis.url;
+      await admin.flushall();
+      const opened: Store[] = [];
+      const open = async (): Promise<Store> => {
+        const store = await redisStore(url);
+        opened.push(store);
+        return store;
+      };
+      const store = await open();
+      const peer = await open();
+      return {
+        store,
+        peer,
+        open,
+        async close() {
+          for (const s of opened) await s.close();
+        },
+      };
+    },
+  });
+}
+
+// ---- Redis only: losing and regaining the connection ---------------------------------------------------
+
+{
+  const COMMAND_TIMEOUT_MS = 2_000;
+  const test = suite('RedisStore: Redis restarts and outages');
+  let redis: RedisHandle | undefined;
+  const stores: Store[] = [];
+  const open = async (): Promise<Store> => {
+    const store = await redisStore(redis!.url, COMMAND_TIMEOUT_MS);
+    stores.push(store);
+    return store;
+  };
+
+  test.before(async () => { redis = await startRedis(); });
+  test.after(async () => {
+    for (const store of stores.splice(0)) await store.close();
+    await redis?.stop();
+    redis = undefined;
+  });
+
+  test('after redis.restart(): onReconnect fires, saved data is still there, commands and publications work', async () => {
+    const store = await open();
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    await store.saveDocument(pid, 0, { gold: 5n, when: new Date(1000) });
+    let reconnects = 0;
+    const reconnected = new Inbox<number>('onReconnect listener');
+    store.onReconnect(() => reconnected.push(++reconnects));
+    const changes = new Inbox<RouteChange>('route listener across the restart');
+    store.onRouteChange(changes.push);
+
+    await redis!.restart();
+    await reconnected.waitFor('a reconnection after restart', () => true, POLL_DEADLINE_MS);
+
+    // Data saved before the restart is still there (the commands may need a moment to be ready again).
+    await eventually('getRoute after the restart', async () => (await store.getRoute(pid))?.epoch === 0);
+    assert.equal(await store.loadDocument(pid), { data: { gold: 5n, when: new Date(1000) }, epoch: 0 });
+
+    // New commands work: scripts (reloaded on the new server), fenced saves in a pipeline, registry.
+    assert.equal(await store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true }), { home: 'home-1', at: 'game-2', epoch: 1, online: true });
+    await rejects(store.saveDocument(pid, 0, { gold: 0n }), StaleOwnerError, 'stale save after restart');
+    await store.saveDocument(pid, 1, { gold: 6n });
+    assert.equal(await store.loadDocument(pid), { data: { gold: 6n }, epoch: 1 });
+    await store.announceServer(record('game-2'), 60_000);
+    assert.equal((await store.listServers()).map((s) => s.name), ['game-2']);
+
+    // Publications flow again once the subscriber is back: toggle online until a change arrives.
+    let online = false;
+    await eventually('a route publication after the restart', async () => {
+      online = !online;
+      await store.setOnline(pid, 1, online);
+      return changes.events.some((e) => e.pid === pid && e.epoch === 1);
+    });
+  });
+
+  test('while Redis is down a command fails with StoreUnavailableError (it does not hang); then it recovers', async () => {
+    const store = await open();
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    await store.saveDocument(pid, 0, { gold: 1n });
+    let reconnects = 0;
+    const reconnected = new Inbox<number>('onReconnect listener');
+    store.onReconnect(() => reconnected.push(++reconnects));
+
+    await redis!.kill();
+    // Generous slack over the command timeout for a loaded machine; the point is "fails, not hangs".
+    const limit = COMMAND_TIMEOUT_MS + 8_000;
+    const down = (what: string, command: Promise<unknown>) =>
+      rejects(within(command, limit, what), StoreUnavailableError, `${what} while Redis is down`);
+    const error = await down('getRoute', store.getRoute(pid));
+    assert.is(error.kind, 'StoreUnavailable');
+    await down('claimRoute', store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true }));
+    await down('setOnline', store.setOnline(pid, 0, true));
+    await down('saveDocument', store.saveDocument(pid, 0, { gold: 2n }));
+    await down('loadDocument', store.loadDocument(pid));
+    await down('updateProfile', store.updateProfile(pid, { level: 3 }));
+    await down('announceServer', store.announceServer(record('game-1'), 60_000));
+    await down('listServers', store.listServers());
+    // A batch of saves fails as a whole or save by save, but always with StoreUnavailableError.
+    const batch = await within(
+      store.saveDocuments([{ pid, epoch: 0, data: { gold: 3n } }]).then(
+        (results) => results,
+        (error: unknown) => error,
+      ),
+      limit,
+      'saveDocuments',
+    );
+    if (Array.isArray(batch)) {
+      assert.is(batch.length, 1);
+      assert.ok(batch[0] instanceof StoreUnavailableError, `saveDocuments while down reported ${String(batch[0])}`);
+    } else {
+      assert.ok(batch instanceof StoreUnavailableError, `saveDocuments while down threw ${String(batch)}`);
+    }
+    // A new store cannot connect either, and says so (and leaves nothing running behind).
+    const late = new RedisStore({ url: redis!.url, commandTimeoutMs: COMMAND_TIMEOUT_MS });
+    await rejects(within(late.connect(), limit, 'connect'), StoreUnavailableError, 'connect while Redis is down');
+    await late.close();
+
+    await redis!.restart();
+    await reconnected.waitFor('a reconnection after the outage', () => true, POLL_DEADLINE_MS);
+    await eventually('commands working again after the outage', async () => (await store.getRoute(pid)) !== null);
+    // Nothing written during the outage, everything acknowledged before it is there.
+    assert.equal(await store.getRoute(pid), { home: 'home-1', at: '', epoch: 0, online: false });
+    assert.equal(await store.loadDocument(pid), { data: { gold: 1n }, epoch: 0 });
+    assert.is(await store.getProfile(pid), null);
+    await store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    await store.saveDocument(pid, 1, { gold: 4n });
+    assert.equal(await store.loadDocument(pid), { data: { gold: 4n }, epoch: 1 });
+  });
+
+  test.run();
+}
