@@ -22,7 +22,7 @@ import { LUA } from './redis-scripts.js';
 
 const ROUTE_CHANNEL = 'kf:routes';
 const PROFILE_CHANNEL = 'kf:profiles';
-const SERVER_SET = 'kf:servers';
+const SERVER_SET = 'kf:servers'; // sorted set: name scored by the expiry of its record
 
 const routeKey = (pid: number) => `kf:{${pid}}:route`;
 const documentKey = (pid: number) => `kf:{${pid}}:doc`;
@@ -205,23 +205,23 @@ export class RedisStore implements Store {
     await this.run(() =>
       Promise.all([
         this.redis.set(serverKey(record.name), JSON.stringify(full), 'PX', Math.max(1, Math.round(ttlMs))),
-        this.redis.sadd(SERVER_SET, record.name),
+        this.redis.zadd(SERVER_SET, full.seenAt + ttlMs, record.name),
       ]),
     );
   }
 
   async withdrawServer(name: string): Promise<void> {
-    await this.run(() => Promise.all([this.redis.del(serverKey(name)), this.redis.srem(SERVER_SET, name)]));
+    await this.run(() => Promise.all([this.redis.del(serverKey(name)), this.redis.zrem(SERVER_SET, name)]));
   }
 
   async listServers(): Promise<ServerRecord[]> {
-    const names = await this.run(() => this.redis.smembers(SERVER_SET));
+    // kf:servers scores each name by when its record expires: expired names are dropped by score, so a
+    // server that re-announces meanwhile (a later score) is never dropped by mistake.
+    const now = Date.now();
+    await this.run(() => this.redis.zremrangebyscore(SERVER_SET, '-inf', now));
+    const names = await this.run(() => this.redis.zrangebyscore(SERVER_SET, now, '+inf'));
     const texts = await this.run(() => Promise.all(names.map((name) => this.redis.get(serverKey(name)))));
-    const live: ServerRecord[] = [];
-    const gone: string[] = [];
-    texts.forEach((text, i) => (text ? live.push(JSON.parse(text) as ServerRecord) : gone.push(names[i]!)));
-    // Forget expired names; a server that comes back re-adds itself on its next announcement.
-    if (gone.length > 0) await this.run(() => this.redis.srem(SERVER_SET, ...gone));
+    const live = texts.filter((text): text is string => Boolean(text)).map((text) => JSON.parse(text) as ServerRecord);
     return live.sort((a, b) => a.name.localeCompare(b.name));
   }
 
