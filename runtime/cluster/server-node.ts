@@ -118,10 +118,18 @@ export class ServerNode {
 
   /** Where `server` listens: its registry record, else its config entry. */
   async addressOf(server: string): Promise<string> {
-    const record = await this.store.getServer(server).catch(() => null);
-    if (record) return record.rpc;
     const configured = this.options.cluster.servers.find((s) => s.name === server);
-    if (configured && configured.rpcPort !== 0) return `ws://${configured.host}:${configured.rpcPort}`;
+    const fallback = configured && configured.rpcPort !== 0 ? `ws://${configured.host}:${configured.rpcPort}` : '';
+    let record;
+    try {
+      record = await this.store.getServer(server);
+    } catch (error) {
+      // The registry is unreachable: the configured address still serves; without one, say it is the store.
+      if (fallback) return fallback;
+      throw error;
+    }
+    if (record) return record.rpc;
+    if (fallback) return fallback;
     throw new ServerUnavailableError(
       `Server ${server} is not in the registry: it is not running, or it missed its heartbeats. ` +
         `'kuafu status' lists the servers that answer.`,

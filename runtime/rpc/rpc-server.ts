@@ -13,7 +13,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { JSONRPC_CODES, KuafuError, RpcProtocolError, UnauthenticatedError, toWire } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { AUTHENTICATE_METHOD, CHALLENGE_METHOD, checkProof, newNonce, proofOf } from './auth.js';
-import { decodeValue, encodeValue } from './values.js';
+import { checkValue, decodeValue, encodeValue } from './values.js';
 
 /** What a method handler knows about the call it serves. */
 export interface CallContext {
@@ -105,6 +105,12 @@ export class RpcServer {
           arg = decodeValue(params);
         } catch {
           callback(INVALID_PARAMS);
+          return;
+        }
+        try {
+          checkValue(arg, `the argument of ${name}`);
+        } catch (error) {
+          callback({ code: JSONRPC_CODES.InvalidParams, message: `Invalid params: ${(error as Error).message}` });
           return;
         }
         const fail = (error: unknown) => {

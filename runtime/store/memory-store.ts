@@ -7,7 +7,7 @@ import { NotFoundError } from '../errors.js';
 import { decodeDocument, encodeDocument } from '../rpc/values.js';
 import { Listeners } from '../util/listeners.js';
 import type {
-  Claim, FencedSave, Profile, ProfileChange, ProfileValue, Route, RouteChange, ServerRecord, Store,
+  Claim, FencedSave, Mark, Profile, ProfileChange, ProfileValue, Route, RouteChange, ServerRecord, Store,
   StoredDocument, Unsubscribe,
 } from './store.js';
 import { staleOwner } from './store-errors.js';
@@ -15,6 +15,8 @@ import { staleOwner } from './store-errors.js';
 export class MemoryStore implements Store {
   readonly description = 'memory (embedded, this process only)';
   private readonly routes = new Map<number, Route>();
+  private readonly marks = new Map<number, Mark>();
+  private readonly marked = new Map<string, Set<number>>();
   private readonly documents = new Map<number, { text: string; epoch: number }>();
   private readonly profiles = new Map<number, Profile>();
   private readonly servers = new Map<string, { record: ServerRecord; expiresAt: number }>();
@@ -58,6 +60,45 @@ export class MemoryStore implements Store {
     route.online = online;
     this.publishRoute(pid, route);
     return { ...route };
+  }
+
+  async releaseToHome(pid: number, epoch: number): Promise<Route> {
+    const route = this.routes.get(pid);
+    if (!route) throw new NotFoundError(`Player ${pid} has no route: log him in at his home server first.`, { pid });
+    if (route.epoch !== epoch) throw staleOwner(pid, epoch, route);
+    route.at = '';
+    route.online = false;
+    route.epoch += 1;
+    this.marks.delete(pid);
+    this.publishRoute(pid, route);
+    return { ...route };
+  }
+
+  async getMark(pid: number): Promise<Mark | null> {
+    const mark = this.marks.get(pid);
+    return mark ? { ...mark } : null;
+  }
+
+  async setMark(pid: number, go: string, epoch: number): Promise<void> {
+    const route = this.routes.get(pid);
+    if (!route) throw new NotFoundError(`Player ${pid} has no route: log him in at his home server first.`, { pid });
+    if (route.epoch !== epoch) throw staleOwner(pid, epoch, route);
+    if (go === '') {
+      this.marks.delete(pid);
+      return;
+    }
+    let listed = this.marked.get(route.home);
+    if (!listed) this.marked.set(route.home, (listed = new Set()));
+    listed.add(pid);
+    this.marks.set(pid, { go, epoch });
+  }
+
+  async listMarked(home: string): Promise<number[]> {
+    return [...(this.marked.get(home) ?? [])];
+  }
+
+  async unlistMarked(home: string, pid: number): Promise<void> {
+    this.marked.get(home)?.delete(pid);
   }
 
   onRouteChange(listener: (change: RouteChange) => void): Unsubscribe {

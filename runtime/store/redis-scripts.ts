@@ -41,6 +41,28 @@ export const LUA: [string, string, number][] = [
     1,
   ],
   [
+    'kfReleaseToHome',
+    // KEYS: route. ARGV: epoch, pid, channel. The home takes the player back and clears its mark.
+    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
+     if not r[1] then return {'missing'} end
+     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
+     local epoch = tostring(tonumber(r[3]) + 1)
+     redis.call('HSET', KEYS[1], 'at', '', 'epoch', epoch, 'online', '0', 'go', '', 'goEpoch', '0')
+     redis.call('PUBLISH', ARGV[3], ARGV[2] .. ' ' .. epoch .. ' 0 ' .. r[1] .. ' ')
+     return {'ok', r[1], '', epoch, '0'}`,
+    1,
+  ],
+  [
+    'kfSetMark',
+    // KEYS: route. ARGV: go ('' clears), epoch. Compare-and-set on the route's epoch.
+    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
+     if not r[1] then return {'missing'} end
+     if tonumber(r[3]) ~= tonumber(ARGV[2]) then return {'stale', r[1], r[2], r[3], r[4]} end
+     redis.call('HSET', KEYS[1], 'go', ARGV[1], 'goEpoch', ARGV[2])
+     return {'ok', r[1], r[2], r[3], r[4]}`,
+    1,
+  ],
+  [
     'kfSaveDocument',
     // KEYS: route, doc. ARGV: epoch, data. Fenced: refused unless epoch is the route's current one.
     `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')

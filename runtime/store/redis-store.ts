@@ -14,7 +14,7 @@ import { NotFoundError, StoreUnavailableError } from '../errors.js';
 import { decodeDocument, encodeDocument } from '../rpc/values.js';
 import { Listeners } from '../util/listeners.js';
 import type {
-  Claim, FencedSave, Profile, ProfileChange, ProfileValue, Route, RouteChange, ServerRecord, Store,
+  Claim, FencedSave, Mark, Profile, ProfileChange, ProfileValue, Route, RouteChange, ServerRecord, Store,
   StoredDocument, Unsubscribe,
 } from './store.js';
 import { staleOwner } from './store-errors.js';
@@ -28,6 +28,7 @@ const routeKey = (pid: number) => `kf:{${pid}}:route`;
 const documentKey = (pid: number) => `kf:{${pid}}:doc`;
 const profileKey = (pid: number) => `kf:{${pid}}:profile`;
 const serverKey = (name: string) => `kf:server:${name}`;
+const markedKey = (home: string) => `kf:marked:${home}`;
 
 type ScriptReply = (string | null)[];
 
@@ -35,6 +36,8 @@ interface KuafuCommands {
   kfEnsureRoute(route: string, home: string, pid: string, channel: string): Promise<ScriptReply>;
   kfClaimRoute(route: string, expectEpoch: string, at: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
   kfSetOnline(route: string, epoch: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
+  kfReleaseToHome(route: string, epoch: string, pid: string, channel: string): Promise<ScriptReply>;
+  kfSetMark(route: string, go: string, epoch: string): Promise<ScriptReply>;
   kfSaveDocument(route: string, doc: string, epoch: string, data: string): Promise<ScriptReply>;
   kfUpdateProfile(profile: string, pid: string, channel: string, changed: string, ...fieldValues: string[]): Promise<string[]>;
 }
@@ -143,6 +146,34 @@ export class RedisStore implements Store {
       this.redis.kfSetOnline(routeKey(pid), String(epoch), online ? '1' : '0', String(pid), ROUTE_CHANNEL),
     );
     return this.routeOrThrow(pid, epoch, reply);
+  }
+
+  async releaseToHome(pid: number, epoch: number): Promise<Route> {
+    const reply = await this.run(() => this.redis.kfReleaseToHome(routeKey(pid), String(epoch), String(pid), ROUTE_CHANNEL));
+    return this.routeOrThrow(pid, epoch, reply);
+  }
+
+  async getMark(pid: number): Promise<Mark | null> {
+    const [go, epoch] = await this.run(() => this.redis.hmget(routeKey(pid), 'go', 'goEpoch'));
+    return go ? { go, epoch: Number(epoch) } : null;
+  }
+
+  async setMark(pid: number, go: string, epoch: number): Promise<void> {
+    if (go !== '') {
+      // List first: the list may hold a player whose mark is gone, never miss one that has a mark.
+      const home = await this.run(() => this.redis.hget(routeKey(pid), 'home'));
+      if (home) await this.run(() => this.redis.sadd(markedKey(home), String(pid)));
+    }
+    const reply = await this.run(() => this.redis.kfSetMark(routeKey(pid), go, String(epoch)));
+    this.routeOrThrow(pid, epoch, reply);
+  }
+
+  async listMarked(home: string): Promise<number[]> {
+    return (await this.run(() => this.redis.smembers(markedKey(home)))).map(Number);
+  }
+
+  async unlistMarked(home: string, pid: number): Promise<void> {
+    await this.run(() => this.redis.srem(markedKey(home), String(pid)));
   }
 
   onRouteChange(listener: (change: RouteChange) => void): Unsubscribe {

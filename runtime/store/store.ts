@@ -37,6 +37,15 @@ export interface Claim {
   online: boolean;
 }
 
+/**
+ * The home server's mark on a player who is away: the server he went to (`go_srvname`) and the
+ * route epoch under which he arrived there. Changed only by compare-and-set on that epoch.
+ */
+export interface Mark {
+  go: string;
+  epoch: number;
+}
+
 /** A stored player document and the epoch of the server that last wrote it. */
 export interface StoredDocument {
   data: unknown;
@@ -110,8 +119,28 @@ export interface Store {
   claimRoute(pid: number, claim: Claim): Promise<Route>;
   /** Sets `online` under the current epoch (fenced: StaleOwnerError otherwise) and publishes. */
   setOnline(pid: number, epoch: number, online: boolean): Promise<Route>;
+  /**
+   * Home-side compare-and-set of everything about one player coming back: if the route's epoch is
+   * `epoch`, the player is owned by his home again (at '', offline, epoch + 1) and his mark is
+   * cleared; otherwise StaleOwnerError and nothing changes. Publishes the route change.
+   */
+  releaseToHome(pid: number, epoch: number): Promise<Route>;
   /** Calls `listener` for every route change, from any server. */
   onRouteChange(listener: (change: RouteChange) => void): Unsubscribe;
+
+  // ---- the home's marks -------------------------------------------------------------------------
+  /** The player's mark, or null when his home has not marked him away. */
+  getMark(pid: number): Promise<Mark | null>;
+  /**
+   * Marks the player as away at `go` ('' clears the mark) if `epoch` is still his route's epoch;
+   * otherwise StaleOwnerError and nothing changes (a late message cannot undo a newer move).
+   * A set mark is also listed in `listMarked(route.home)`.
+   */
+  setMark(pid: number, go: string, epoch: number): Promise<void>;
+  /** The players `home` has marked away (may still list some whose mark was cleared since). */
+  listMarked(home: string): Promise<number[]>;
+  /** Removes a player from `home`'s list of marked players. */
+  unlistMarked(home: string, pid: number): Promise<void>;
 
   // ---- documents (fenced) -------------------------------------------------------------------------
   /** The stored document, or null when the player has none. */
