@@ -7,6 +7,7 @@ import { ConfigError, KuafuError } from '../errors.js';
 import { runServe } from './serve.js';
 import { runStatus } from './status.js';
 import { runUp } from './up.js';
+import { runDemo } from './demo.js';
 
 const HELP = `kuafu — cross-server toolkit for game-server clusters
 
@@ -17,6 +18,8 @@ Usage:
                                               start one server of the config (one process per
                                               server; they share state through Redis)
   kuafu status [--config F] [--redis URL]     list the servers and whether each answers
+  kuafu demo [--config F]                     the seed's story on an embedded cluster, with a real
+                                              client; exit 0 only if every step checked out
   kuafu help                                  this text
 
 --config defaults to the shipped cluster.json (HS, GS1, GS2 and a datacenter on 127.0.0.1).
@@ -53,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runServe(values);
       case 'status':
         return await runStatus(values);
+      case 'demo':
+        return await runDemo(values);
       default:
         console.error(`kuafu: unknown command ${JSON.stringify(command)}.\n\n${HELP}`);
         return 2;

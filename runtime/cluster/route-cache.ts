@@ -9,6 +9,7 @@ export class RouteCache {
   private readonly routes = new Map<number, Route>();
   private readonly loading = new Map<number, Promise<Route | null>>();
   private readonly unsubscribes: Unsubscribe[] = [];
+  private readonly waiters = new Map<number, Set<(change: RouteChange | null) => void>>();
 
   constructor(private readonly store: Store, private readonly maxEntries = 100_000) {}
 
@@ -68,7 +69,29 @@ export class RouteCache {
     return this.routes.size;
   }
 
+  /**
+   * Resolves with the next change of the player's route past `epoch` (or a change of his online
+   * state), or null after `timeoutMs`. A call that found the player moving waits on this.
+   */
+  waitForChange(pid: number, epoch: number, timeoutMs: number): Promise<RouteChange | null> {
+    return new Promise((resolve) => {
+      let set = this.waiters.get(pid);
+      if (!set) this.waiters.set(pid, (set = new Set()));
+      const waiter = (change: RouteChange | null) => {
+        if (change && change.epoch <= epoch && change.online) return;
+        clearTimeout(timer);
+        set!.delete(waiter);
+        if (set!.size === 0) this.waiters.delete(pid);
+        resolve(change);
+      };
+      const timer = setTimeout(() => waiter(null), timeoutMs);
+      set.add(waiter);
+    });
+  }
+
   private apply(change: RouteChange): void {
+    const waiting = this.waiters.get(change.pid);
+    if (waiting) for (const waiter of [...waiting]) waiter(change);
     const cached = this.routes.get(change.pid);
     // Only players this server asked about are cached; an older publication never replaces a newer route.
     if ((cached && change.epoch >= cached.epoch) || this.loading.has(change.pid)) {

@@ -5,8 +5,11 @@
  */
 import { ServerUnavailableError } from '../errors.js';
 import { clusterMethods } from '../roles/cluster-methods.js';
-import { datacenterMethods } from '../roles/datacenter.js';
-import { gameMethods } from '../roles/game.js';
+import { datacenterRole } from '../roles/datacenter.js';
+import { gameRole } from '../roles/game.js';
+import type { RoleRuntime } from '../roles/role.js';
+import type { GameServer } from '../game/game-server.js';
+import { PlayerCaller } from '../game/player-calls.js';
 import { PeerClient, type CallOptions } from '../rpc/peer-client.js';
 import { RpcServer, type MethodTable } from '../rpc/rpc-server.js';
 import type { Store } from '../store/store.js';
@@ -14,10 +17,10 @@ import { createLogger, type Logger } from '../util/log.js';
 import type { ClusterConfig, Role, ServerConfig } from './config.js';
 import { RouteCache } from './route-cache.js';
 
-/** Each role's dispatch table. */
-const ROLE_METHODS: Record<Role, (node: ServerNode) => MethodTable> = {
-  game: gameMethods,
-  datacenter: datacenterMethods,
+/** How each role is made. */
+const ROLES: Record<Role, (node: ServerNode, server: ServerConfig) => RoleRuntime> = {
+  game: gameRole,
+  datacenter: datacenterRole,
 };
 
 export interface ServerNodeOptions {
@@ -45,7 +48,12 @@ export class ServerNode {
   readonly store: Store;
   readonly routes: RouteCache;
   readonly log: Logger;
+  /** Reaches any player wherever he is (player RPC, caller side). */
+  readonly players: PlayerCaller;
+  /** The game server, when this node hosts the game role. */
+  readonly game: GameServer | null = null;
   private readonly rpc: RpcServer;
+  private readonly runtimes: RoleRuntime[] = [];
   private readonly peers = new Map<string, PeerClient>();
   private heartbeat: NodeJS.Timeout | null = null;
   private storeDown = false;
@@ -58,8 +66,14 @@ export class ServerNode {
     this.store = store;
     this.log = options.log ?? createLogger(server.name);
     this.routes = new RouteCache(store);
+    this.players = new PlayerCaller(this);
     const methods: MethodTable = clusterMethods(this);
-    for (const role of server.roles) Object.assign(methods, ROLE_METHODS[role](this));
+    for (const role of server.roles) {
+      const runtime = ROLES[role](this, server);
+      this.runtimes.push(runtime);
+      Object.assign(methods, runtime.methods);
+      if ('game' in runtime) this.game = runtime.game as GameServer;
+    }
     this.rpc = new RpcServer({
       name: server.name,
       secret: options.cluster.secret,
@@ -68,6 +82,22 @@ export class ServerNode {
       methods,
       log: this.log,
     });
+  }
+
+  /** The cluster secret. */
+  get secret(): string {
+    return this.options.cluster.secret;
+  }
+
+  /** How often heartbeats beat, ms. */
+  get heartbeatMs(): number {
+    return this.options.cluster.heartbeatMs;
+  }
+
+  /** The client gateway address ('' when no role has one). */
+  get gatewayUrl(): string {
+    for (const runtime of this.runtimes) if (runtime.gatewayUrl) return runtime.gatewayUrl();
+    return '';
   }
 
   /** The address other servers call, `ws://host:port` (after start). */
@@ -79,6 +109,7 @@ export class ServerNode {
   async start(): Promise<void> {
     await this.rpc.listen();
     this.routes.start();
+    for (const runtime of this.runtimes) await runtime.start?.();
     await this.announce();
     this.heartbeat = setInterval(() => void this.announce(), this.options.cluster.heartbeatMs);
     this.heartbeat.unref();
@@ -89,6 +120,7 @@ export class ServerNode {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     await this.store.withdrawServer(this.name).catch(() => { /* it expires by itself */ });
+    for (const runtime of this.runtimes) await runtime.stop?.();
     this.routes.stop();
     for (const peer of this.peers.values()) peer.close();
     this.peers.clear();
@@ -155,7 +187,7 @@ export class ServerNode {
     const beat = this.options.cluster.heartbeatMs;
     try {
       await this.store.announceServer(
-        { name: this.name, roles: this.roles, rpc: this.rpcUrl, gateway: '', pid: process.pid },
+        { name: this.name, roles: this.roles, rpc: this.rpcUrl, gateway: this.gatewayUrl, pid: process.pid },
         beat * 3,
       );
       if (this.storeDown) this.log.info('the store answers again; registry record refreshed');

@@ -7,6 +7,7 @@ import type { MethodTable } from '../rpc/rpc-server.js';
 import { objectArg, pidField } from '../rpc/params.js';
 import type { ProfileValue } from '../store/store.js';
 import type { ServerNode } from '../cluster/server-node.js';
+import type { RoleRuntime } from './role.js';
 
 function profileFields(arg: Record<string, unknown>): Record<string, ProfileValue> {
   const fields = arg.fields;
@@ -21,7 +22,11 @@ function profileFields(arg: Record<string, unknown>): Record<string, ProfileValu
   return fields as Record<string, ProfileValue>;
 }
 
-export function datacenterMethods(node: ServerNode): MethodTable {
+export function datacenterRole(node: ServerNode): RoleRuntime {
+  return { methods: datacenterMethods(node) };
+}
+
+function datacenterMethods(node: ServerNode): MethodTable {
   return {
     /** The player's profile `{pid, version, fields}`, or null. */
     'profile.get': (arg: unknown) => node.store.getProfile(pidField(objectArg(arg, 'profile.get'), 'profile.get')),

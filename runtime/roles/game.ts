@@ -1,14 +1,16 @@
-/**
- * The game role: hosts online players. What it answers so far: where a player is, from this
- * server's route cache (the transfer and player RPC methods join this table as they are built).
- */
-import type { MethodTable } from '../rpc/rpc-server.js';
-import { objectArg, pidField } from '../rpc/params.js';
+/** The game role: online players, the client gateway, transfers and player RPC (runtime/game). */
 import type { ServerNode } from '../cluster/server-node.js';
+import type { ServerConfig } from '../cluster/config.js';
+import { GameServer } from '../game/game-server.js';
+import type { RoleRuntime } from './role.js';
 
-export function gameMethods(node: ServerNode): MethodTable {
+export function gameRole(node: ServerNode, server: ServerConfig): RoleRuntime & { game: GameServer } {
+  const game = new GameServer(node, server.gatewayPort ?? 0, server.host);
   return {
-    /** The player's route as this server sees it: `{home, at, epoch, online}` or null. */
-    'route.get': (arg: unknown) => node.routes.get(pidField(objectArg(arg, 'route.get'), 'route.get')),
+    game,
+    methods: game.methods(),
+    start: () => game.start(),
+    stop: () => game.stop(),
+    gatewayUrl: () => game.gateway.url,
   };
 }

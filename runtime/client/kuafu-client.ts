@@ -1,0 +1,264 @@
+/**
+ * KuafuClient: a real game client over WebSocket. It logs in at its home server, follows
+ * `connect_to {token, go_srvname, home_srvname, addr}` by itself — passing the token through
+ * unchanged — and reports which server it is on. A client whose token is refused, or whose
+ * destination cannot be reached, goes back to its home server and logs in there; it never waits
+ * forever (every step has a deadline, and the number of hops is bounded).
+ */
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+
+/** What a server says when the player entered it. */
+export interface Entered {
+  type: 'entered';
+  pid: number;
+  server: string;
+  home_srvname: string;
+  go_srvname: string;
+  epoch: number;
+  player_data: Record<string, unknown>;
+  player: { pid: number; name: string; level: number; gold: number; home_srvname: string; go_srvname: string };
+}
+
+/** What a server says to send the client on. */
+export interface ConnectTo {
+  type: 'connect_to';
+  token: string;
+  go_srvname: string;
+  home_srvname: string;
+  addr: string;
+}
+
+/** A request the server refused. */
+export class ClientRequestError extends Error {
+  constructor(readonly kind: string, message: string) {
+    super(message);
+    this.name = 'ClientRequestError';
+  }
+}
+
+export interface KuafuClientOptions {
+  pid: number;
+  /** The home server's gateway, `ws://host:port`. */
+  homeUrl: string;
+  /** A fresh login token for each login at home (from the account center). */
+  loginToken: () => string | Promise<string>;
+  /** Deadline of each step (connect, answer), ms (default 10 s). */
+  stepTimeoutMs?: number;
+  /** How many connect_to hops and returns home one move may take (default 8). */
+  maxHops?: number;
+}
+
+type Message = Record<string, unknown> & { type?: string };
+
+/** One WebSocket connection with a queue of received messages. */
+class Connection {
+  readonly ws: WebSocket;
+  private readonly queue: Message[] = [];
+  private waiter: ((message: Message | null) => void) | null = null;
+  closed = false;
+
+  private constructor(ws: WebSocket, private readonly onUnsolicited: (message: Message) => void) {
+    this.ws = ws;
+    ws.on('message', (data) => {
+      let message: Message;
+      try {
+        message = JSON.parse(data.toString()) as Message;
+      } catch {
+        return;
+      }
+      if (this.waiter) {
+        const waiter = this.waiter;
+        this.waiter = null;
+        waiter(message);
+      } else if (message.type === 'kicked') {
+        this.onUnsolicited(message);
+      } else {
+        this.queue.push(message);
+      }
+    });
+    ws.on('close', () => {
+      this.closed = true;
+      const waiter = this.waiter;
+      this.waiter = null;
+      waiter?.(null);
+    });
+    ws.on('error', () => { /* the close event follows */ });
+  }
+
+  static open(url: string, timeoutMs: number, onUnsolicited: (message: Message) => void): Promise<Connection> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, perMessageDeflate: false });
+      const connection = new Connection(ws, onUnsolicited);
+      ws.once('open', () => resolve(connection));
+      ws.once('error', (error) => reject(new Error(`cannot connect to ${url}: ${error.message}`)));
+      ws.once('close', () => reject(new Error(`cannot connect to ${url}: closed`)));
+    });
+  }
+
+  send(message: Message): void {
+    this.ws.send(JSON.stringify(message));
+  }
+
+  /** The next message, or null when the connection closed or the deadline passed. */
+  next(timeoutMs: number): Promise<Message | null> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        resolve(null);
+      }, timeoutMs);
+      this.waiter = (message) => {
+        clearTimeout(timer);
+        resolve(message);
+      };
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export class KuafuClient extends EventEmitter {
+  /** The server the client is on, or null when it is not logged in. */
+  server: string | null = null;
+  /** The last `entered` message. */
+  last: Entered | null = null;
+  private connection: Connection | null = null;
+  private readonly stepTimeoutMs: number;
+  private readonly maxHops: number;
+
+  constructor(private readonly options: KuafuClientOptions) {
+    super();
+    this.stepTimeoutMs = options.stepTimeoutMs ?? 10_000;
+    this.maxHops = options.maxHops ?? 8;
+  }
+
+  get pid(): number {
+    return this.options.pid;
+  }
+
+  /** Logs in at home and follows wherever the home sends the client; resolves once entered. */
+  login(): Promise<Entered> {
+    return this.settle(null);
+  }
+
+  /** Asks to be moved to `server`; resolves once entered there (or wherever the flow ended). */
+  async go(server: string): Promise<Entered> {
+    const connection = this.requireConnection();
+    connection.send({ type: 'go', server });
+    return this.settle(connection);
+  }
+
+  /** Logs out and closes the connection. */
+  async logout(): Promise<void> {
+    const connection = this.requireConnection();
+    connection.send({ type: 'logout' });
+    const answer = await connection.next(this.stepTimeoutMs);
+    connection.close();
+    this.connection = null;
+    this.server = null;
+    if (answer?.type === 'error') throw new ClientRequestError(String(answer.kind), String(answer.message));
+  }
+
+  /** Sends a raw message on the current connection (tests use it to send what a broken client would). */
+  sendRaw(message: Record<string, unknown> | string): void {
+    const connection = this.requireConnection();
+    connection.ws.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  /** The next message on the current connection (or null after the deadline or a close). */
+  nextMessage(): Promise<Record<string, unknown> | null> {
+    return this.requireConnection().next(this.stepTimeoutMs);
+  }
+
+  /** Closes the connection without logging out (as a crashed client would). */
+  close(): void {
+    this.connection?.close();
+    this.connection = null;
+    this.server = null;
+  }
+
+  /** Opens a connection to `url` and enters with a transfer token, as the client does after connect_to. */
+  async enterWith(url: string, token: string): Promise<Entered> {
+    this.close();
+    this.connection = await this.open(url);
+    this.connection.send({ type: 'enter', pid: this.pid, token });
+    return this.settle(this.connection, { noFallback: true });
+  }
+
+  private requireConnection(): Connection {
+    if (!this.connection || this.connection.closed) throw new Error(`client ${this.pid} is not connected: log in first`);
+    return this.connection;
+  }
+
+  private open(url: string): Promise<Connection> {
+    return Connection.open(url, this.stepTimeoutMs, (message) => {
+      this.server = null;
+      this.emit('kicked', message);
+    });
+  }
+
+  /**
+   * Runs the client side of the flows until the player has entered a server: answers connect_to
+   * by entering the named server with the token, and falls back to logging in at home when a
+   * token is refused or a server cannot be reached.
+   */
+  private async settle(start: Connection | null, flags: { noFallback?: boolean } = {}): Promise<Entered> {
+    let connection = start;
+    let problem = '';
+    for (let hop = 0; hop <= this.maxHops; hop++) {
+      if (!connection) {
+        // Log in at home.
+        try {
+          connection = await this.open(this.options.homeUrl);
+          this.connection = connection;
+          connection.send({ type: 'login', pid: this.pid, token: await this.options.loginToken() });
+        } catch (error) {
+          throw new ClientRequestError('ServerUnavailable', `Home server unreachable at ${this.options.homeUrl}: ${(error as Error).message}`);
+        }
+      }
+      const message = await connection.next(this.stepTimeoutMs);
+      if (message?.type === 'entered') {
+        const entered = message as unknown as Entered;
+        this.server = entered.server;
+        this.last = entered;
+        this.emit('entered', entered);
+        return entered;
+      }
+      if (message?.type === 'connect_to') {
+        const move = message as unknown as ConnectTo;
+        this.emit('connect_to', move);
+        connection.close();
+        try {
+          connection = await this.open(move.addr);
+          this.connection = connection;
+          connection.send({ type: 'enter', pid: this.pid, token: move.token });
+        } catch (error) {
+          problem = `destination ${move.go_srvname} unreachable: ${(error as Error).message}`;
+          this.emit('fallback', problem);
+          connection = null;
+        }
+        continue;
+      }
+      if (message?.type === 'error') {
+        const refusal = new ClientRequestError(String(message.kind), String(message.message));
+        // A refused move (go) leaves the player where he is: report it.
+        if (message.request === 'go' || flags.noFallback) throw refusal;
+        problem = `${message.kind}: ${message.message}`;
+      } else {
+        problem = message === null ? 'no answer (closed or timed out)' : `unexpected ${JSON.stringify(message)}`;
+      }
+      if (flags.noFallback) throw new ClientRequestError('ServerUnavailable', problem);
+      this.emit('fallback', problem);
+      connection.close();
+      connection = null;
+      // Back off a little before logging in again (25 ms, 50 ms, … up to 1 s).
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** hop)));
+    }
+    throw new ClientRequestError('TooManyHops', `Player ${this.pid} did not settle on a server after ${this.maxHops} hops; last problem: ${problem}`);
+  }
+}

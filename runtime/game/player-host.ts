@@ -1,0 +1,145 @@
+/**
+ * The players a game server holds: loaded at login or arrival under the route epoch it claimed,
+ * saved with fencing, unloaded at logout or departure. Remote calls on a player run here, on his
+ * only writable copy, against the model's explicit RPC surface; a call that changed him is saved
+ * before it is answered, with its result remembered in the document (a retried call returns it
+ * instead of running again — even on a server he moved to since).
+ */
+import {
+  NotExportedError, PlayerMovedError, PlayerOfflineError, StaleOwnerError,
+} from '../errors.js';
+import type { ServerNode } from '../cluster/server-node.js';
+import { ownerOf } from '../store/store.js';
+import type { Player, PlayerDocument, PlayerModel, PlayerPlace } from './player.js';
+import { SaveQueue } from './save-queue.js';
+
+/** A client connection bound to a player (the gateway makes them). */
+export interface ClientSession {
+  pid: number | null;
+  send(message: Record<string, unknown>): void;
+  close(code: number, reason: string): void;
+}
+
+/** A player held by this server. */
+export interface LoadedPlayer {
+  pid: number;
+  player: Player;
+  /** The route epoch this server owns him under. */
+  epoch: number;
+  /** 'leaving' while a transfer is under way: calls are refused with PlayerMoved until he has gone. */
+  state: 'active' | 'leaving';
+  session: ClientSession | null;
+}
+
+const SEGMENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+const FORBIDDEN = new Set(['constructor', '__proto__', 'prototype', '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__']);
+
+/** Checks a model's surface once: every path made of plain names, none of the forbidden ones. */
+function checkSurface(surface: Record<string, string>): void {
+  for (const path of Object.keys(surface)) {
+    for (const segment of path.split('.')) {
+      if (!SEGMENT.test(segment) || FORBIDDEN.has(segment)) {
+        throw new Error(`player RPC surface entry ${JSON.stringify(path)} is not allowed: use plain method names, never ${[...FORBIDDEN].join(', ')}`);
+      }
+    }
+  }
+}
+
+export class PlayerHost {
+  readonly players = new Map<number, LoadedPlayer>();
+  readonly saves: SaveQueue;
+
+  constructor(private readonly node: ServerNode, readonly model: PlayerModel) {
+    checkSurface(model.surface);
+    this.saves = new SaveQueue(node.store);
+  }
+
+  get(pid: number): LoadedPlayer | undefined {
+    return this.players.get(pid);
+  }
+
+  /** Loads the player's document (a new one for a new player) as the writable copy under `epoch`. */
+  async load(pid: number, epoch: number, place: PlayerPlace): Promise<LoadedPlayer> {
+    const stored = await this.node.store.loadDocument(pid);
+    const doc = (stored?.data as PlayerDocument | undefined) ?? this.model.newDocument(pid);
+    const loaded: LoadedPlayer = { pid, player: this.model.create(doc, place, false), epoch, state: 'active', session: null };
+    this.players.set(pid, loaded);
+    if (!stored) await this.save(loaded);
+    return loaded;
+  }
+
+  /** A read-only copy of a player this server does not own (or does): every write throws ReadOnlyPlayerError. */
+  async loadOffline(pid: number): Promise<Player> {
+    const [stored, route, mark] = await Promise.all([
+      this.node.store.loadDocument(pid), this.node.store.getRoute(pid), this.node.store.getMark(pid),
+    ]);
+    if (!stored || !route) throw new PlayerOfflineError(`Player ${pid} has never logged in: there is nothing to load.`, { pid });
+    const place: PlayerPlace = { home_srvname: route.home, go_srvname: mark?.go ?? '', player_data: {} };
+    return this.model.create(stored.data as PlayerDocument, place, true);
+  }
+
+  /** Saves the player (fenced by his epoch). A refused save means another server owns him now: he is dropped here. */
+  async save(loaded: LoadedPlayer): Promise<void> {
+    try {
+      await this.saves.save(loaded.pid, loaded.epoch, () => loaded.player.toDocument());
+      loaded.player.dirty = false;
+    } catch (error) {
+      if (error instanceof StaleOwnerError) this.drop(loaded, 'another server owns this player now');
+      throw error;
+    }
+  }
+
+  /** Forgets the player without saving (his copy here is not the writable one any more). */
+  drop(loaded: LoadedPlayer, reason: string): void {
+    if (this.players.get(loaded.pid) === loaded) this.players.delete(loaded.pid);
+    if (loaded.session) {
+      loaded.session.send({ type: 'kicked', reason });
+      loaded.session.close(4000, reason);
+      loaded.session = null;
+    }
+  }
+
+  /**
+   * Runs the method at `path` on the player, here, if this server owns him; a call that changed
+   * him is saved (fenced) before this resolves. `callId` makes a retried call return the
+   * remembered result instead of running twice.
+   */
+  async invoke(pid: number, path: string[], args: unknown[], callId: string): Promise<unknown> {
+    const key = path.join('.');
+    if (!Object.prototype.hasOwnProperty.call(this.model.surface, key)) {
+      throw new NotExportedError(
+        `${key || '(empty path)'} is not callable on a player: it is not in the player's RPC surface ` +
+          `(${Object.keys(this.model.surface).join(', ')}).`,
+        { path: key },
+      );
+    }
+    const loaded = this.players.get(pid);
+    if (!loaded) return this.notHere(pid);
+    if (loaded.state === 'leaving') {
+      throw new PlayerMovedError(`Player ${pid} is moving to another server right now; retry once he has arrived.`, { pid, at: '' });
+    }
+    const remembered = loaded.player.rememberedCall(callId);
+    if (remembered) return remembered.result;
+    let target: any = loaded.player;
+    for (const segment of path.slice(0, -1)) target = target[segment];
+    const method = target[path[path.length - 1]!];
+    if (typeof method !== 'function') {
+      throw new NotExportedError(`${key} is in the player's RPC surface but is not a method of the player model: fix the host's surface.`, { path: key });
+    }
+    const result = await method.apply(target, args);
+    if (loaded.player.dirty || this.model.surface[key] === 'write') {
+      loaded.player.rememberCall(callId, result);
+      await this.save(loaded);
+    }
+    return result;
+  }
+
+  /** The player is not held here: say where he is, or that he is offline. */
+  private async notHere(pid: number): Promise<never> {
+    const route = await this.node.store.getRoute(pid);
+    if (route && route.online && ownerOf(route) !== this.node.name) {
+      throw new PlayerMovedError(`Player ${pid} is on ${ownerOf(route)}, not ${this.node.name}; the call follows him there.`, { pid, at: ownerOf(route) });
+    }
+    throw new PlayerOfflineError(`Player ${pid} is offline: a remote call needs him online. Load him read-only, or mail him instead.`, { pid });
+  }
+}

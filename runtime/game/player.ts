@@ -1,0 +1,262 @@
+/**
+ * The reference player model: gold, level, an item database by type id, a mailbox. A host may
+ * extend or replace it (a `PlayerModel`): what is remotely callable is the model's explicit RPC
+ * surface, never whatever happens to be reachable on the object.
+ *
+ * A player is writable only on the server that owns him; a copy loaded for reading
+ * (`loadOffline`) throws ReadOnlyPlayerError on every write, and nothing of it is ever saved.
+ */
+import { InvalidParamsError, ReadOnlyPlayerError } from '../errors.js';
+
+/** What the home server passes along with a player who goes away (its level, …). */
+export type PlayerData = Record<string, string | number | boolean | null>;
+
+/** A mail in a player's mailbox. */
+export interface Mail {
+  id: number;
+  title: string;
+  body: string;
+  gold: number;
+  items: { type: number; count: number }[];
+  reason: string;
+  sentAt: number;
+}
+
+/** The player document as stored (superjson keeps its Map). */
+export interface PlayerDocument {
+  pid: number;
+  name: string;
+  level: number;
+  gold: number;
+  items: Map<number, number>;
+  mails: Mail[];
+  nextMailId: number;
+  /** Results of the most recent remote calls that changed the player, by call id: a retried call returns its remembered result. */
+  calls: [string, unknown][];
+}
+
+/** How many call results a player remembers. */
+export const REMEMBERED_CALLS = 256;
+
+function integer(name: string, value: unknown, min = -Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidParamsError(`${name} must be an integer${min > -Number.MAX_SAFE_INTEGER ? ` of at least ${min}` : ''}, not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function reasonOf(value: unknown): string {
+  if (typeof value !== 'string' || value === '') {
+    throw new InvalidParamsError(`reason must be a non-empty string saying why (it goes to the log), not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Where a player is, as the player himself carries it. */
+export interface PlayerPlace {
+  /** His home server. */
+  home_srvname: string;
+  /** The server he is on when away from home ('' at home). */
+  go_srvname: string;
+  /** What the home passed along while he is away. */
+  player_data: PlayerData;
+}
+
+/** The reference player. */
+export class Player {
+  readonly pid: number;
+  readonly readOnly: boolean;
+  home_srvname: string;
+  go_srvname: string;
+  player_data: PlayerData;
+  /** Set by every change; the host saves a changed player before it answers the call. */
+  dirty = false;
+  readonly itemdb: ItemDb;
+  readonly mail: Mailbox;
+  protected doc: PlayerDocument;
+
+  constructor(doc: PlayerDocument, place: PlayerPlace, readOnly = false) {
+    this.pid = doc.pid;
+    this.doc = doc;
+    this.readOnly = readOnly;
+    this.home_srvname = place.home_srvname;
+    this.go_srvname = place.go_srvname;
+    this.player_data = place.player_data;
+    this.itemdb = new ItemDb(this);
+    this.mail = new Mailbox(this);
+  }
+
+  /** A new player's document. */
+  static newDocument(pid: number): PlayerDocument {
+    return { pid, name: `player${pid}`, level: 1, gold: 0, items: new Map(), mails: [], nextMailId: 1, calls: [] };
+  }
+
+  /** Adds (or, when negative, spends) gold; refuses to go below zero. Returns the amount added. */
+  addgold(amount: number, reason: string): number {
+    integer('amount', amount);
+    reasonOf(reason);
+    const doc = this.change();
+    if (doc.gold + amount < 0) {
+      throw new InvalidParamsError(`player ${this.pid} has ${doc.gold} gold and cannot spend ${-amount}`);
+    }
+    doc.gold += amount;
+    return amount;
+  }
+
+  getgold(): number {
+    return this.doc.gold;
+  }
+
+  getlevel(): number {
+    return this.doc.level;
+  }
+
+  /** Sets the level; returns it. */
+  setlevel(level: number, reason: string): number {
+    integer('level', level, 1);
+    reasonOf(reason);
+    this.change().level = level;
+    return level;
+  }
+
+  /** Everything a script usually wants to show. */
+  getinfo(): { pid: number; name: string; level: number; gold: number; home_srvname: string; go_srvname: string } {
+    const { pid, name, level, gold } = this.doc;
+    return { pid, name, level, gold, home_srvname: this.home_srvname, go_srvname: this.go_srvname };
+  }
+
+  /** The document to save (the live object: serialize it before changing the player again). */
+  toDocument(): PlayerDocument {
+    return this.doc;
+  }
+
+  /** The remembered result of call `id`, if it ran on this player. */
+  rememberedCall(id: string): { result: unknown } | undefined {
+    const found = this.doc.calls.find(([callId]) => callId === id);
+    return found ? { result: found[1] } : undefined;
+  }
+
+  /** Remembers the result of call `id` (kept with the document, so a new owner knows it too). */
+  rememberCall(id: string, result: unknown): void {
+    const calls = this.change().calls;
+    calls.push([id, result]);
+    if (calls.length > REMEMBERED_CALLS) calls.splice(0, calls.length - REMEMBERED_CALLS);
+  }
+
+  /** The writable document, marked changed; throws ReadOnlyPlayerError on a read-only copy. */
+  change(): PlayerDocument {
+    if (this.readOnly) {
+      throw new ReadOnlyPlayerError(
+        `Player ${this.pid} was loaded read-only (an offline copy): nothing can be changed on it. ` +
+          `Change him through his owner (a proxy call) instead.`,
+        { pid: this.pid },
+      );
+    }
+    this.dirty = true;
+    return this.doc;
+  }
+
+  /** Read access to the document for the player's parts. */
+  get document(): Readonly<PlayerDocument> {
+    return this.doc;
+  }
+}
+
+/** The player's items, by type id. */
+export class ItemDb {
+  constructor(private readonly player: Player) {}
+
+  /** Adds `count` items of `typeId`; returns the new count of that type. */
+  additembytype(typeId: number, count: number, extra: Record<string, unknown> | null, reason: string): number {
+    integer('typeId', typeId, 1);
+    integer('count', count, 1);
+    if (extra !== null && extra !== undefined && (typeof extra !== 'object' || Array.isArray(extra))) {
+      throw new InvalidParamsError('extra must be an object or null');
+    }
+    reasonOf(reason);
+    const items = this.player.change().items;
+    const total = (items.get(typeId) ?? 0) + count;
+    items.set(typeId, total);
+    return total;
+  }
+
+  /** Removes `count` items of `typeId` (refused when he has fewer); returns the new count. */
+  removeitembytype(typeId: number, count: number, reason: string): number {
+    integer('typeId', typeId, 1);
+    integer('count', count, 1);
+    reasonOf(reason);
+    const have = this.player.document.items.get(typeId) ?? 0;
+    if (have < count) throw new InvalidParamsError(`player ${this.player.pid} has ${have} of item ${typeId}, fewer than ${count}`);
+    const items = this.player.change().items;
+    if (have === count) items.delete(typeId);
+    else items.set(typeId, have - count);
+    return have - count;
+  }
+
+  /** How many items of `typeId` he has. */
+  getitemcount(typeId: number): number {
+    integer('typeId', typeId, 1);
+    return this.player.document.items.get(typeId) ?? 0;
+  }
+}
+
+/** The player's mailbox: mails with gold and items attached. */
+export class Mailbox {
+  constructor(private readonly player: Player) {}
+
+  /** Puts a mail in the mailbox; returns its id. */
+  send(mail: { title: string; body: string; gold?: number; items?: { type: number; count: number }[] }, reason: string): number {
+    if (mail === null || typeof mail !== 'object') throw new InvalidParamsError('mail must be an object {title, body, gold?, items?}');
+    if (typeof mail.title !== 'string' || mail.title === '') throw new InvalidParamsError('mail.title must be a non-empty string');
+    if (typeof mail.body !== 'string') throw new InvalidParamsError('mail.body must be a string');
+    const gold = mail.gold === undefined ? 0 : integer('mail.gold', mail.gold, 0);
+    const items = (mail.items ?? []).map((item, i) => ({
+      type: integer(`mail.items[${i}].type`, item?.type, 1),
+      count: integer(`mail.items[${i}].count`, item?.count, 1),
+    }));
+    reasonOf(reason);
+    const doc = this.player.change();
+    const id = doc.nextMailId++;
+    doc.mails.push({ id, title: mail.title, body: mail.body, gold, items, reason, sentAt: Date.now() });
+    return id;
+  }
+
+  /** The mails in the mailbox. */
+  list(): Mail[] {
+    return this.player.document.mails.map((mail) => ({ ...mail, items: mail.items.map((item) => ({ ...item })) }));
+  }
+}
+
+/** Whether a path entry may be written (saved before answering) or only reads. */
+export type SurfaceEntry = 'read' | 'write';
+
+/** The reference player's RPC surface: exactly what other servers and scripts may call. */
+export const PLAYER_SURFACE: Record<string, SurfaceEntry> = {
+  addgold: 'write',
+  getgold: 'read',
+  getlevel: 'read',
+  setlevel: 'write',
+  getinfo: 'read',
+  'itemdb.additembytype': 'write',
+  'itemdb.removeitembytype': 'write',
+  'itemdb.getitemcount': 'read',
+  'mail.send': 'write',
+  'mail.list': 'read',
+};
+
+/** How a host makes its players: the reference model, or its own. */
+export interface PlayerModel {
+  /** A new player's document. */
+  newDocument(pid: number): PlayerDocument;
+  /** A player over a loaded (or new) document. */
+  create(doc: PlayerDocument, place: PlayerPlace, readOnly: boolean): Player;
+  /** Dotted paths callable remotely, each 'read' or 'write'. */
+  surface: Record<string, SurfaceEntry>;
+}
+
+/** The reference player model. */
+export const REFERENCE_PLAYER_MODEL: PlayerModel = {
+  newDocument: (pid) => Player.newDocument(pid),
+  create: (doc, place, readOnly) => new Player(doc, place, readOnly),
+  surface: PLAYER_SURFACE,
+};
