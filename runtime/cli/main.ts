@@ -3,11 +3,12 @@
  * dispatches, and turns errors into one clear line and an exit code.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, KuafuError } from '../errors.js';
+import { ConfigError, KuafuError, RpcProtocolError } from '../errors.js';
 import { runServe } from './serve.js';
 import { runStatus } from './status.js';
 import { runUp } from './up.js';
 import { runDemo } from './demo.js';
+import { runRoute, runTransfer } from './transfer.js';
 
 const HELP = `kuafu — cross-server toolkit for game-server clusters
 
@@ -18,6 +19,10 @@ Usage:
                                               start one server of the config (one process per
                                               server; they share state through Redis)
   kuafu status [--config F] [--redis URL]     list the servers and whether each answers
+  kuafu transfer <pid> <server> [--config F] [--redis URL]
+                                              move an online player to another game server
+  kuafu route <pid> [--config F] [--redis URL]
+                                              where a player is: home, server, epoch, online, mark
   kuafu demo [--config F]                     the seed's story on an embedded cluster, with a real
                                               client; exit 0 only if every step checked out
   kuafu help                                  this text
@@ -38,9 +43,11 @@ export async function main(argv: string[]): Promise<number> {
     return command ? 0 : 2;
   }
   let values: CommandOptions;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args: rest,
+      allowPositionals: true,
       options: { config: { type: 'string' }, redis: { type: 'string' }, server: { type: 'string' } },
       strict: true,
     }));
@@ -58,12 +65,16 @@ export async function main(argv: string[]): Promise<number> {
         return await runStatus(values);
       case 'demo':
         return await runDemo(values);
+      case 'transfer':
+        return await runTransfer(values, positionals);
+      case 'route':
+        return await runRoute(values, positionals);
       default:
         console.error(`kuafu: unknown command ${JSON.stringify(command)}.\n\n${HELP}`);
         return 2;
     }
   } catch (error) {
-    if (error instanceof KuafuError) {
+    if (error instanceof KuafuError || error instanceof RpcProtocolError) {
       console.error(`kuafu ${command}: ${error.message}`);
       return error instanceof ConfigError ? 2 : 1;
     }

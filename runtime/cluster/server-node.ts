@@ -35,6 +35,8 @@ export interface ServerInfo {
   name: string;
   roles: string[];
   rpc: string;
+  /** The client gateway ('' when the server has none). */
+  gateway: string;
   pid: number;
   uptimeMs: number;
   store: string;
@@ -175,6 +177,7 @@ export class ServerNode {
       name: this.name,
       roles: this.roles,
       rpc: this.rpcUrl,
+      gateway: this.gatewayUrl,
       pid: process.pid,
       uptimeMs: Date.now() - this.startedAt,
       store: this.store.description,
