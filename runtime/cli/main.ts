@@ -9,6 +9,7 @@ import { runStatus } from './status.js';
 import { runUp } from './up.js';
 import { runDemo } from './demo.js';
 import { runRoute, runTransfer } from './transfer.js';
+import { runBundle } from './bundle.js';
 
 const HELP = `kuafu — cross-server toolkit for game-server clusters
 
@@ -25,6 +26,8 @@ Usage:
                                               where a player is: home, server, epoch, online, mark
   kuafu demo [--config F]                     the seed's story on an embedded cluster, with a real
                                               client; exit 0 only if every step checked out
+  kuafu bundle <files…> [--out DIR]           bundle designer scripts (esbuild, one file each, with
+                                              source maps) for the script host; default out dist/scripts
   kuafu help                                  this text
 
 --config defaults to the shipped cluster.json (HS, GS1, GS2 and a datacenter on 127.0.0.1).
@@ -34,6 +37,7 @@ export interface CommandOptions {
   config?: string;
   redis?: string;
   server?: string;
+  out?: string;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -48,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     ({ values, positionals } = parseArgs({
       args: rest,
       allowPositionals: true,
-      options: { config: { type: 'string' }, redis: { type: 'string' }, server: { type: 'string' } },
+      options: { config: { type: 'string' }, redis: { type: 'string' }, server: { type: 'string' }, out: { type: 'string' } },
       strict: true,
     }));
   } catch (error) {
@@ -69,6 +73,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runTransfer(values, positionals);
       case 'route':
         return await runRoute(values, positionals);
+      case 'bundle':
+        return await runBundle(positionals, values);
       default:
         console.error(`kuafu: unknown command ${JSON.stringify(command)}.\n\n${HELP}`);
         return 2;

@@ -61,7 +61,7 @@ export function scriptBuildOptions(entry: string, outfile: string): esbuild.Buil
     platform: 'neutral',
     mainFields: ['module', 'main'],
     target: 'es2022',
-    sourcemap: 'external',
+    sourcemap: 'linked',
     sourcesContent: true,
     logLevel: 'silent',
     charset: 'utf8',

@@ -88,11 +88,16 @@ export class StackMapper {
     let top: SourceLocation | null = null;
     for (const line of stack.split('\n')) {
       if (!/^\s+at /.test(line)) continue;
+      if (line.includes('<isolated-vm boundary>')) break; // the host's own frames follow
       if (line.includes(SDK_FILENAME)) continue;
       if (top === null) {
         this.position.lastIndex = 0;
         const match = this.position.exec(line);
-        if (match) top = this.locate(Number(match[1]), Number(match[2]));
+        if (match) {
+          const line = Number(match[1]);
+          const column = Number(match[2]);
+          top = this.locate(line, column) ?? { file: this.bundleFilename, line, column };
+        }
         this.position.lastIndex = 0;
       }
       frames.push(`    ${this.mapText(line.trim())}`);

@@ -1,0 +1,558 @@
+/**
+ * One isolate running one version of one script bundle, and the bridge to it.
+ *
+ * The bridge (LIBRARY-NOTES, second design): the host enters the isolate synchronously on its own
+ * main thread — `applySync` on the SDK's `start` (a new call) or `settle` (a batch of answers) —
+ * and every entry is bounded by the sync `timeout`. The script's microtasks run inside the entry.
+ * While it runs, the SDK reports through three synchronous `ivm.Callback`s: `request` (a remote
+ * call or look-up: queued), `finish` (a call ended), `log`. When the entry returns, the host hands
+ * every queued request to its ScriptServices in one synchronous loop (so calls of one tick go out
+ * as one batch per server). Answers are collected and settled into the isolate in one entry per
+ * microtask turn.
+ *
+ * Limits: memory (`memoryLimit`; V8 disposes the isolate when it is broken), CPU of every entry
+ * (the sync `timeout`), and a wall-clock deadline per call that covers awaits (a timer). A broken
+ * limit disposes the isolate: the call that broke it gets a ScriptLimitError naming the limit and
+ * the bundle; the other calls in flight on that isolate get a ScriptError of kind `Stopped`. The
+ * host makes a new isolate for the bundle on its next call.
+ */
+import ivm from 'isolated-vm';
+import { performance } from 'node:perf_hooks';
+import { KuafuError, ValueTypeError } from '../errors.js';
+import { checkValue } from '../rpc/values.js';
+import type { Logger } from '../util/log.js';
+import type { BridgeError, LogLevel, RequestOp, SandboxConfig, Settlement } from '../../sdk/protocol.js';
+import { ScriptError, ScriptLimitError, type ScriptLimit } from './script-error.js';
+import type { ScriptServices } from './script-services.js';
+import { SDK_FILENAME, type StackMapper } from './source-maps.js';
+import { SDK_GLOBAL } from './prelude.js';
+
+/** The limits of every isolate of a host. */
+export interface Limits {
+  memoryLimitMiB: number;
+  deadlineMs: number;
+  syncLimitMs: number;
+  maxValueBytes: number;
+  maxLogChars: number;
+}
+
+/** One loaded version of a bundle. */
+export interface BundleVersion {
+  name: string;
+  version: number;
+  code: string;
+  /** The file name the bundle runs under inside its isolate (`<name>.bundle.js`). */
+  filename: string;
+  mapper: StackMapper;
+}
+
+interface CallRecord {
+  id: number;
+  fn: string;
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+  cpuAtStart: bigint;
+}
+
+interface OutgoingRequest {
+  id: number;
+  op: RequestOp;
+  pid: number;
+  path: string[] | null;
+  args: unknown[] | null;
+}
+
+type Ref = ivm.Reference<any>;
+
+const LOG_LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
+const MAX_PATH_LENGTH = 16;
+const MAX_NAME_LENGTH = 128;
+
+let nextCallId = 0;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** One isolate of one bundle version. */
+export class BundleInstance {
+  /** `live`: takes new calls; `retiring`: a newer version took over, finishing its calls; `dead`: disposed. */
+  state: 'live' | 'retiring' | 'dead' = 'live';
+  /** The names of the bundle's exported functions. */
+  readonly exports: string[];
+  /** How long making this isolate and loading the bundle took (ms). */
+  readonly loadMs: number;
+  /** Calls run on this isolate, in all. */
+  callsStarted = 0;
+
+  private readonly isolate: ivm.Isolate;
+  private context: ivm.Context | undefined;
+  private startRef: Ref | undefined;
+  private settleRef: Ref | undefined;
+  private readonly calls = new Map<number, CallRecord>();
+  private outbox: OutgoingRequest[] = [];
+  private settlements: Settlement[] = [];
+  private settleScheduled = false;
+  private entered = false;
+  private readonly deferredStarts: Array<() => void> = [];
+
+  constructor(
+    readonly version: BundleVersion,
+    prelude: string,
+    private readonly limits: Limits,
+    private readonly services: ScriptServices,
+    private readonly logger: Logger,
+    private readonly onDead: (instance: BundleInstance) => void,
+  ) {
+    const began = performance.now();
+    this.isolate = new ivm.Isolate({
+      memoryLimit: limits.memoryLimitMiB,
+      onCatastrophicError: (message) => {
+        logger.error(`isolated-vm lost control of the isolate of bundle ${version.name} (${message}); restart this server`);
+      },
+    });
+    try {
+      this.exports = this.boot(prelude);
+    } catch (error) {
+      this.state = 'dead';
+      this.releaseHandles();
+      if (!this.isolate.isDisposed) this.isolate.dispose();
+      throw this.loadError(error);
+    }
+    this.loadMs = performance.now() - began;
+  }
+
+  get name(): string {
+    return this.version.name;
+  }
+
+  /** Calls in flight on this isolate. */
+  get inFlight(): number {
+    return this.calls.size;
+  }
+
+  /** Starts the SDK, then the bundle; answers the bundle's exported function names. */
+  private boot(prelude: string): string[] {
+    const context = this.isolate.createContextSync();
+    this.context = context;
+    const config: SandboxConfig = {
+      bundle: this.version.name,
+      maxValueBytes: this.limits.maxValueBytes,
+      maxLogChars: this.limits.maxLogChars,
+    };
+    const entries = context.evalClosureSync(
+      `${prelude}\nreturn ${SDK_GLOBAL}.install({ request: $0, finish: $1, log: $2 }, $3);`,
+      [
+        new ivm.Callback(this.onRequest),
+        new ivm.Callback(this.onFinish),
+        new ivm.Callback(this.onLog),
+        JSON.stringify(config),
+      ],
+      { result: { reference: true }, timeout: this.limits.syncLimitMs, filename: SDK_FILENAME },
+    ) as Ref;
+    let setExports: Ref | undefined;
+    try {
+      this.startRef = entries.getSync('start', { reference: true }) as Ref;
+      this.settleRef = entries.getSync('settle', { reference: true }) as Ref;
+      setExports = entries.getSync('setExports', { reference: true }) as Ref;
+    } finally {
+      entries.release();
+    }
+    let module: ivm.Module | undefined;
+    try {
+      module = this.isolate.compileModuleSync(this.version.code, { filename: this.version.filename });
+      const imports = module.dependencySpecifiers;
+      if (imports.length > 0) {
+        throw new ScriptError(
+          `bundle ${this.name} imports ${imports.map((name) => JSON.stringify(name)).join(', ')}: a script bundle must be self-contained; bundle it with \`kuafu bundle\` (or load the .ts file) so its imports are built in`,
+          { bundle: this.name, fn: '(load)', kind: 'Script', errorName: 'Error', errorMessage: 'imports', location: null, frames: [] },
+        );
+      }
+      module.instantiateSync(context, () => {
+        throw new Error('a script bundle has no imports');
+      });
+      module.evaluateSync({ timeout: this.limits.syncLimitMs });
+      const namespace = module.namespace;
+      try {
+        return setExports.applySync(undefined, [namespace.derefInto()], {
+          result: { copy: true }, timeout: this.limits.syncLimitMs,
+        }) as string[];
+      } finally {
+        namespace.release();
+      }
+    } finally {
+      setExports.release();
+      module?.release();
+    }
+  }
+
+  /** A failure while loading, as the designer should read it. */
+  private loadError(error: unknown): Error {
+    if (error instanceof ScriptError) return error;
+    const limit = this.limitOf(error);
+    if (limit) {
+      return new ScriptLimitError(this.limitMessage(limit, 'while loading (its top-level code)'), limit, {
+        bundle: this.name, fn: '(load)', errorName: 'Error', errorMessage: messageOf(error), location: null, frames: [],
+      });
+    }
+    const name = error instanceof Error ? error.name : 'Error';
+    const raw = messageOf(error);
+    const stack = error instanceof Error ? error.stack ?? '' : '';
+    const { frames, top } = this.version.mapper.mapStack(stack);
+    // Syntax errors carry their position in the message: "… [name.bundle.js:3:5]".
+    const message = this.version.mapper.mapText(raw);
+    const where = top ?? null;
+    return new ScriptError(
+      `bundle ${this.name} failed to load${where ? ` at ${where.file}:${where.line}:${where.column}` : ''}: ${name}: ${message}`,
+      { bundle: this.name, fn: '(load)', kind: 'Script', errorName: name, errorMessage: message, location: where, frames },
+    );
+  }
+
+  /** Runs the exported function `fn` with `args` (already checked); resolves with its result. */
+  call(fn: string, args: unknown[]): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      if (this.state !== 'live') {
+        reject(new ScriptError(`bundle ${this.name}: its isolate is ${this.state === 'dead' ? 'disposed' : 'retiring'}; call the host again`, {
+          bundle: this.name, fn, kind: 'Stopped', errorName: 'Error', errorMessage: 'not live', location: null, frames: [],
+        }));
+        return;
+      }
+      const id = ++nextCallId;
+      const record: CallRecord = {
+        id, fn, resolve, reject,
+        timer: setTimeout(() => this.onDeadline(record), this.limits.deadlineMs),
+        cpuAtStart: this.isolate.cpuTime,
+      };
+      this.calls.set(id, record);
+      this.callsStarted++;
+      const start = () => {
+        if (this.state === 'dead') return;
+        this.enter(record, () => {
+          this.startRef!.applySync(undefined, [id, fn, args], {
+            arguments: { copy: true }, timeout: this.limits.syncLimitMs,
+          });
+        });
+      };
+      if (this.entered) this.deferredStarts.push(start);
+      else start();
+    });
+  }
+
+  /** A newer version took over: dispose now when idle, else once the calls in flight end. */
+  retire(): void {
+    if (this.state !== 'live') return;
+    this.state = 'retiring';
+    if (this.calls.size === 0 && !this.entered) this.dispose();
+  }
+
+  /** Disposes the isolate; calls still in flight fail with `Stopped` and `reason`. */
+  stop(reason: string): void {
+    if (this.state === 'dead') return;
+    for (const record of [...this.calls.values()]) {
+      this.fail(record, new ScriptError(`bundle ${this.name}: call ${record.fn} was stopped: ${reason}; it did not finish`, {
+        bundle: this.name, fn: record.fn, kind: 'Stopped', errorName: 'Error', errorMessage: reason, location: null, frames: [],
+      }));
+    }
+    this.dispose();
+  }
+
+  /** Heap figures of the isolate (MiB) and its CPU time (ms), or null when disposed. */
+  heap(): { usedMiB: number; totalMiB: number; externalMiB: number; cpuMs: number } | null {
+    if (this.state === 'dead' || this.isolate.isDisposed) return null;
+    const stats = this.isolate.getHeapStatisticsSync();
+    const MiB = 1024 * 1024;
+    return {
+      usedMiB: stats.used_heap_size / MiB,
+      totalMiB: stats.total_heap_size / MiB,
+      externalMiB: stats.externally_allocated_size / MiB,
+      cpuMs: Number(this.isolate.cpuTime) / 1e6,
+    };
+  }
+
+  // ---- entries into the isolate ----------------------------------------------------------------
+
+  /**
+   * Runs one synchronous entry into the isolate. Afterwards, hands the requests the script queued
+   * to the services in one loop. An entry that throws broke a limit (or the sandbox itself):
+   * `starting` is the call the entry started, if it started one.
+   */
+  private enter(starting: CallRecord | undefined, body: () => void): void {
+    this.entered = true;
+    try {
+      body();
+    } catch (error) {
+      this.entered = false;
+      this.outbox = [];
+      this.breakOn(error, starting);
+      return;
+    }
+    this.entered = false;
+    this.flushOutbox();
+    if (this.state === 'retiring' && this.calls.size === 0) {
+      this.dispose();
+      return;
+    }
+    if (this.settlements.length > 0 && !this.settleScheduled) this.scheduleSettle();
+    while (this.deferredStarts.length > 0 && !this.entered && this.state !== 'dead') this.deferredStarts.shift()!();
+  }
+
+  private scheduleSettle(): void {
+    this.settleScheduled = true;
+    queueMicrotask(this.settleNow);
+  }
+
+  private readonly settleNow = (): void => {
+    this.settleScheduled = false;
+    if (this.state === 'dead' || this.settlements.length === 0) return;
+    if (this.entered) return; // enter() schedules again when it returns
+    const batch = this.settlements;
+    this.settlements = [];
+    this.enter(undefined, () => {
+      this.settleRef!.applySync(undefined, [batch], { arguments: { copy: true }, timeout: this.limits.syncLimitMs });
+    });
+  };
+
+  private flushOutbox(): void {
+    if (this.outbox.length === 0) return;
+    const batch = this.outbox;
+    this.outbox = [];
+    // One synchronous loop: the services batch the calls of one tick per server.
+    for (const request of batch) {
+      let answer: Promise<unknown>;
+      try {
+        answer = this.serve(request);
+      } catch (error) {
+        answer = Promise.reject(error);
+      }
+      answer.then(
+        (value) => this.onAnswer(request, true, value),
+        (error: unknown) => this.onAnswer(request, false, error),
+      );
+    }
+  }
+
+  private serve(request: OutgoingRequest): Promise<unknown> {
+    switch (request.op) {
+      case 'invoke':
+        return this.services.invokePlayer(request.pid, request.path!, request.args!);
+      case 'kuafu':
+        return this.services.getKuafuPlayer(request.pid);
+      case 'profile':
+        return this.services.getProfile(request.pid);
+    }
+  }
+
+  private onAnswer(request: OutgoingRequest, ok: boolean, value: unknown): void {
+    if (this.state === 'dead') return;
+    if (ok) {
+      try {
+        checkValue(value, `the answer to ${describeRequest(request)}: result`, this.limits.maxValueBytes);
+      } catch (error) {
+        ok = false;
+        value = error;
+      }
+    }
+    this.settlements.push(ok ? [request.id, true, value] : [request.id, false, this.bridgeError(value, request)]);
+    if (!this.settleScheduled && !this.entered) this.scheduleSettle();
+  }
+
+  /** A host error as the script will see it: its kind, and a message that says what to do. */
+  private bridgeError(error: unknown, request: OutgoingRequest): BridgeError {
+    if (error instanceof KuafuError) {
+      return { kind: error.kind, name: error.name, message: error.message, stack: '', details: { ...error.details } };
+    }
+    this.logger.error(`bundle ${this.name}: ${describeRequest(request)} failed on this server`, error);
+    return {
+      kind: 'Internal',
+      name: 'InternalError',
+      message: `${describeRequest(request)} failed on the server: ${messageOf(error)}. This is a server bug, not a script bug; the server's log has the stack.`,
+      stack: '',
+      details: {},
+    };
+  }
+
+  // ---- callbacks from the sandbox (run inside an entry: never enter the isolate from here) -------
+
+  private readonly onRequest = (id: unknown, op: unknown, pid: unknown, path: unknown, args: unknown): void => {
+    if (this.state === 'dead' || typeof id !== 'number') return;
+    const problem = this.checkRequest(op, pid, path, args);
+    if (problem !== null) {
+      this.settlements.push([id, false, problem]);
+      return;
+    }
+    this.outbox.push({ id, op: op as RequestOp, pid: pid as number, path: path as string[] | null, args: args as unknown[] | null });
+  };
+
+  /** The host checks every request again: the SDK runs inside the sandbox, next to the script. */
+  private checkRequest(op: unknown, pid: unknown, path: unknown, args: unknown): BridgeError | null {
+    const refuse = (kind: string, message: string): BridgeError => ({ kind, name: `${kind}Error`, message, stack: '', details: {} });
+    if (op !== 'invoke' && op !== 'kuafu' && op !== 'profile') return refuse('ValueType', `unknown request ${String(op)}`);
+    if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) {
+      return refuse('ValueType', `pid must be a positive integer player id, got ${typeof pid === 'number' ? pid : typeof pid}`);
+    }
+    if (this.calls.size === 0) {
+      return refuse('Internal', `bundle ${this.name} made a request while none of its calls was running (at its top level, or after its call ended); make remote calls inside an exported function`);
+    }
+    if (op !== 'invoke') return null;
+    if (!Array.isArray(path) || path.length === 0 || path.length > MAX_PATH_LENGTH
+      || !path.every((part) => typeof part === 'string' && part.length > 0 && part.length <= MAX_NAME_LENGTH)) {
+      return refuse('NotExported', 'a remote call needs a method path of 1 to 16 names, e.g. player.itemdb.additembytype(…)');
+    }
+    if (!Array.isArray(args)) return refuse('ValueType', `player.${path.join('.')}: the arguments must be a list`);
+    try {
+      checkValue(args, `player.${path.join('.')}: args`, this.limits.maxValueBytes);
+    } catch (error) {
+      const message = error instanceof ValueTypeError ? error.message : messageOf(error);
+      return refuse('ValueType', message);
+    }
+    return null;
+  }
+
+  private readonly onFinish = (callId: unknown, ok: unknown, value: unknown): void => {
+    if (typeof callId !== 'number') return;
+    const record = this.calls.get(callId);
+    if (record === undefined) return;
+    if (ok === true) {
+      try {
+        checkValue(value, `${this.name}.${record.fn}: result`, this.limits.maxValueBytes);
+      } catch (error) {
+        this.fail(record, error as Error);
+        return;
+      }
+      this.calls.delete(record.id);
+      clearTimeout(record.timer);
+      record.resolve(value);
+    } else {
+      this.fail(record, this.scriptError(record.fn, value));
+    }
+  };
+
+  private readonly onLog = (level: unknown, text: unknown): void => {
+    if (this.state === 'dead') return;
+    const at = typeof level === 'string' && LOG_LEVELS.has(level as LogLevel) ? (level as LogLevel) : 'info';
+    let line = typeof text === 'string' ? text : String(text);
+    if (line.length > this.limits.maxLogChars + 100) line = `${line.slice(0, this.limits.maxLogChars)}… (cut)`;
+    try {
+      this.services.log(at, this.name, this.version.mapper.mapText(line));
+    } catch (error) {
+      this.logger.error(`bundle ${this.name}: the host's log failed`, error);
+    }
+  };
+
+  // ---- errors and limits -----------------------------------------------------------------------
+
+  /** The designer-facing error for an error the script ended with. */
+  private scriptError(fn: string, raw: unknown): ScriptError {
+    const error = (raw !== null && typeof raw === 'object' ? raw : {}) as Partial<BridgeError>;
+    const text = (value: unknown, fallback: string) => (typeof value === 'string' ? value : fallback);
+    const kind = text(error.kind, 'Script');
+    const name = text(error.name, 'Error');
+    const message = this.version.mapper.mapText(text(error.message, String(raw)));
+    const { frames, top } = this.version.mapper.mapStack(text(error.stack, ''));
+    const details: Record<string, string | number | boolean | null> = {};
+    if (error.details !== null && typeof error.details === 'object') {
+      for (const [key, value] of Object.entries(error.details)) {
+        if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) details[key] = value;
+      }
+    }
+    return new ScriptError(
+      `${this.name}.${fn} failed${top ? ` at ${top.file}:${top.line}:${top.column}` : ''}: ${name}: ${message}`,
+      { bundle: this.name, fn, kind, errorName: name, errorMessage: message, location: top, frames, details },
+    );
+  }
+
+  private limitOf(error: unknown): ScriptLimit | null {
+    const message = messageOf(error);
+    if (this.isolate.isDisposed || /memory limit/i.test(message)) return 'memory';
+    if (/execution timed out/i.test(message)) return 'cpu';
+    return null;
+  }
+
+  private limitMessage(limit: ScriptLimit, during: string, cpuMs?: number): string {
+    const { deadlineMs, syncLimitMs, memoryLimitMiB } = this.limits;
+    const after = 'its isolate was stopped and will be made again on its next call';
+    switch (limit) {
+      case 'memory':
+        return `bundle ${this.name} broke its memory limit (${memoryLimitMiB} MiB) ${during}; ${after}. Look for data that grows without bound (an endless push, a cache never emptied).`;
+      case 'cpu':
+        return `bundle ${this.name} ran JavaScript for more than ${syncLimitMs} ms without awaiting ${during} (the limit on one stretch of synchronous work); ${after}. Look for an endless loop.`;
+      case 'deadline':
+        return `bundle ${this.name} did not finish ${during} within its ${deadlineMs} ms deadline (wall clock, awaits included${cpuMs === undefined ? '' : `; it used ${cpuMs.toFixed(1)} ms of CPU meanwhile`}); ${after}. Look for an await that never settles or a remote call that is too slow.`;
+    }
+  }
+
+  /** An entry threw: a limit was broken (or the sandbox failed); the culprits get the limit error. */
+  private breakOn(error: unknown, starting: CallRecord | undefined): void {
+    if (this.state === 'dead') return;
+    const limit = this.limitOf(error);
+    const culprits = starting ? [starting] : [...this.calls.values()];
+    for (const record of culprits) {
+      if (!this.calls.has(record.id)) continue;
+      const during = `during call ${record.fn}`;
+      this.fail(record, limit
+        ? new ScriptLimitError(this.limitMessage(limit, during), limit, {
+          bundle: this.name, fn: record.fn, errorName: 'Error', errorMessage: messageOf(error), location: null, frames: [],
+        })
+        : new ScriptError(`bundle ${this.name}: the sandbox failed ${during}: ${messageOf(error)}; its isolate was stopped and will be made again on its next call`, {
+          bundle: this.name, fn: record.fn, kind: 'Internal', errorName: 'Error', errorMessage: messageOf(error), location: null, frames: [],
+        }));
+    }
+    if (!limit) this.logger.error(`bundle ${this.name}: an entry into the sandbox failed`, error);
+    const what = limit === 'memory' ? `its memory limit (${this.limits.memoryLimitMiB} MiB)` : limit === 'cpu' ? `its ${this.limits.syncLimitMs} ms limit on synchronous work` : 'the sandbox';
+    const culprit = culprits.length === 1 ? `call ${culprits[0]!.fn}` : 'a call';
+    this.stop(`${culprit} of the same bundle broke ${what} and the bundle's isolate was disposed; retry it`);
+  }
+
+  private onDeadline(record: CallRecord): void {
+    if (this.state === 'dead' || !this.calls.has(record.id)) return;
+    const cpuMs = this.isolate.isDisposed ? undefined : Number(this.isolate.cpuTime - record.cpuAtStart) / 1e6;
+    this.fail(record, new ScriptLimitError(this.limitMessage('deadline', `call ${record.fn}`, cpuMs), 'deadline', {
+      bundle: this.name, fn: record.fn, errorName: 'Error', errorMessage: 'deadline', location: null, frames: [],
+    }));
+    this.stop(`call ${record.fn} of the same bundle broke its ${this.limits.deadlineMs} ms deadline and the bundle's isolate was disposed; retry it`);
+  }
+
+  private fail(record: CallRecord, error: Error): void {
+    if (!this.calls.delete(record.id)) return;
+    clearTimeout(record.timer);
+    record.reject(error);
+  }
+
+  private releaseHandles(): void {
+    for (const handle of [this.startRef, this.settleRef, this.context]) {
+      try {
+        handle?.release();
+      } catch {
+        // already gone with the isolate
+      }
+    }
+    this.startRef = undefined;
+    this.settleRef = undefined;
+    this.context = undefined;
+  }
+
+  private dispose(): void {
+    if (this.state === 'dead') return;
+    this.state = 'dead';
+    for (const record of this.calls.values()) clearTimeout(record.timer);
+    this.calls.clear();
+    this.outbox = [];
+    this.settlements = [];
+    this.deferredStarts.length = 0;
+    this.releaseHandles();
+    if (!this.isolate.isDisposed) this.isolate.dispose();
+    this.onDead(this);
+  }
+}
+
+function describeRequest(request: OutgoingRequest): string {
+  switch (request.op) {
+    case 'invoke':
+      return `player.${(request.path ?? []).join('.')}`;
+    case 'kuafu':
+      return `playermgr.getkuafuplayer(${request.pid})`;
+    case 'profile':
+      return `playermgr.getprofile(${request.pid})`;
+  }
+}

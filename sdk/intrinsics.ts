@@ -1,0 +1,108 @@
+/**
+ * Built-ins captured when the isolate starts, before any script code runs: a script that replaces
+ * `Object.keys` or `Array.prototype.push` in its own isolate then cannot change how the SDK checks
+ * and copies values. (The host checks every value it receives again; this keeps the sandbox's own
+ * error messages right.)
+ */
+export const apply = Reflect.apply;
+export const defineProperty = Object.defineProperty;
+export const freeze = Object.freeze;
+export const getPrototypeOf = Object.getPrototypeOf;
+export const getOwnPropertySymbols = Object.getOwnPropertySymbols;
+export const keys = Object.keys;
+export const isArray = Array.isArray;
+export const stringify = JSON.stringify;
+export const captureStackTrace = Error.captureStackTrace;
+export const isFinite = Number.isFinite;
+export const isSafeInteger = Number.isSafeInteger;
+export const is = Object.is;
+
+export const ObjectPrototype = Object.prototype;
+export const ArrayPrototype = Array.prototype;
+export const DatePrototype = Date.prototype;
+export const MapPrototype = Map.prototype;
+export const SetPrototype = Set.prototype;
+export const ErrorPrototype = Error.prototype;
+
+const mapForEach = Map.prototype.forEach;
+const setForEach = Set.prototype.forEach;
+const mapGet = Map.prototype.get;
+const mapSet = Map.prototype.set;
+const mapDelete = Map.prototype.delete;
+const weakSetHas = WeakSet.prototype.has;
+const weakSetAdd = WeakSet.prototype.add;
+const weakMapGet = WeakMap.prototype.get;
+const weakMapSet = WeakMap.prototype.set;
+const dateToISOString = Date.prototype.toISOString;
+const dateGetTime = Date.prototype.getTime;
+const arrayJoin = Array.prototype.join;
+const stringSlice = String.prototype.slice;
+const functionToString = Function.prototype.toString;
+const RealPromise = Promise;
+
+export function forEachOfMap(map: Map<unknown, unknown>, visit: (value: unknown, key: unknown) => void): void {
+  apply(mapForEach, map, [visit]);
+}
+export function forEachOfSet(set: Set<unknown>, visit: (value: unknown) => void): void {
+  apply(setForEach, set, [visit]);
+}
+export function mapGetOf<K, V>(map: Map<K, V>, key: K): V | undefined {
+  return apply(mapGet, map, [key]) as V | undefined;
+}
+export function mapSetOf<K, V>(map: Map<K, V>, key: K, value: V): void {
+  apply(mapSet, map, [key, value]);
+}
+export function mapDeleteOf<K, V>(map: Map<K, V>, key: K): void {
+  apply(mapDelete, map, [key]);
+}
+export function weakSetHasOf(set: WeakSet<object>, value: object): boolean {
+  return apply(weakSetHas, set, [value]) as boolean;
+}
+export function weakSetAddOf(set: WeakSet<object>, value: object): void {
+  apply(weakSetAdd, set, [value]);
+}
+export function weakMapGetOf<K extends object, V>(map: WeakMap<K, V>, key: K): V | undefined {
+  return apply(weakMapGet, map, [key]) as V | undefined;
+}
+export function weakMapSetOf<K extends object, V>(map: WeakMap<K, V>, key: K, value: V): void {
+  apply(weakMapSet, map, [key, value]);
+}
+export function isoOf(date: Date): string {
+  const time = apply(dateGetTime, date, []) as number;
+  return time === time ? (apply(dateToISOString, date, []) as string) : 'Invalid Date';
+}
+export function joinOf(parts: string[], separator: string): string {
+  return apply(arrayJoin, parts, [separator]) as string;
+}
+export function sliceOf(text: string, start: number, end?: number): string {
+  return apply(stringSlice, text, end === undefined ? [start] : [start, end]) as string;
+}
+export function functionNameOf(fn: Function): string {
+  try {
+    const name = (fn as { name?: unknown }).name;
+    return typeof name === 'string' ? name : '';
+  } catch {
+    return '';
+  }
+}
+/** Source text of a function, for nothing but telling whether it is a class. */
+export function isClass(fn: Function): boolean {
+  try {
+    const text = apply(functionToString, fn, []) as string;
+    return sliceOf(text, 0, 6) === 'class ';
+  } catch {
+    return false;
+  }
+}
+
+/** A promise and its settle functions (Promise.withResolvers is not in ES2022). */
+export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new RealPromise<T>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  return { promise, resolve, reject };
+}
+export const rejected = (error: unknown): Promise<never> => apply(RealPromise.reject, RealPromise, [error]) as Promise<never>;
