@@ -4,9 +4,11 @@
  * bench/results/<name>.json.
  */
 import { runRpcBench } from './rpc.js';
+import { runTransferBench } from './transfer.js';
 
 const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
   rpc: runRpcBench,
+  transfer: runTransferBench,
 };
 
 const asked = process.argv.slice(2);

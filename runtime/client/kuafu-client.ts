@@ -120,6 +120,12 @@ class Connection {
   close(): void {
     this.ws.close();
   }
+
+  /** Closes at once, without the close handshake. */
+  drop(): void {
+    this.closed = true;
+    this.ws.terminate();
+  }
 }
 
 export class KuafuClient extends EventEmitter {
@@ -232,7 +238,7 @@ export class KuafuClient extends EventEmitter {
       if (message?.type === 'connect_to') {
         const move = message as unknown as ConnectTo;
         this.emit('connect_to', move);
-        connection.close();
+        connection.drop(); // the server is closing it anyway: no close handshake needed
         try {
           connection = await this.open(move.addr);
           this.connection = connection;

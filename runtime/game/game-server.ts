@@ -15,13 +15,13 @@
  * the owner has missed `MISSED_BEATS_BEFORE_RELEASE` heartbeats.
  */
 import {
-  InvalidParamsError, KuafuError, NotFoundError, PlayerMovedError, PlayerOfflineError, ServerUnavailableError,
+  InvalidParamsError, JSONRPC_CODES, KuafuError, RpcProtocolError, NotFoundError, PlayerMovedError, PlayerOfflineError, ServerUnavailableError,
   StaleOwnerError, TokenInvalidError,
 } from '../errors.js';
 import type { ServerNode } from '../cluster/server-node.js';
 import { objectArg, pidField, stringField } from '../rpc/params.js';
 import type { MethodTable } from '../rpc/rpc-server.js';
-import { ownerOf, type Route } from '../store/store.js';
+import { ownerOf, type Route, type StoredDocument } from '../store/store.js';
 import { Gateway } from './gateway.js';
 import { REFERENCE_PLAYER_MODEL, type Player, type PlayerData, type PlayerModel } from './player.js';
 import { PlayerHost, type ClientSession, type LoadedPlayer } from './player-host.js';
@@ -178,10 +178,10 @@ export class GameServer {
       this.attach(session, loaded);
       return;
     }
-    const claimed = await this.node.store.claimRoute(pid, { expectEpoch: route.epoch, at: '', online: true });
-    loaded = await this.host.load(pid, claimed.epoch, { home_srvname: this.name, go_srvname: '', player_data: {} });
-    await this.node.store.setMark(pid, '', claimed.epoch);
-    await this.node.store.unlistMarked(this.name, pid);
+    // Claiming him home also clears the home's mark.
+    const { route: claimed, document } = await this.node.store.claimAndLoad(pid, { expectEpoch: route.epoch, at: '', online: true });
+    loaded = await this.host.load(pid, claimed.epoch, { home_srvname: this.name, go_srvname: '', player_data: {} }, document);
+    this.unlist(pid);
     this.attach(session, loaded);
   }
 
@@ -226,17 +226,22 @@ export class GameServer {
     if (loaded.state === 'leaving') {
       throw new PlayerMovedError(`Player ${pid} is already being moved; one transfer at a time.`, { pid, at: '' });
     }
-    const record = await this.node.store.getServer(to);
-    if (!record || !record.roles.includes('game') || !record.gateway) {
-      throw new NotFoundError(`There is no running game server named ${to}: 'kuafu status' lists them.`, { server: to });
-    }
     loaded.state = 'leaving';
     try {
-      await this.host.save(loaded);
       const home = loaded.player.home_srvname;
       const playerData = home === this.name ? this.playerData(loaded.player) : loaded.player.player_data;
       const { token } = issueToken(this.node.secret, { kind: 'transfer', pid, source: this.name, destination: to, home, epoch: loaded.epoch }, this.tokenTtlMs);
-      const { gateway } = await this.node.call<{ gateway: string }>(to, 'transfer.expect', { token, pid, playerData });
+      // The save and the destination's expectation go out together: the client gets the token
+      // only once both are done, so the destination never loads an older document.
+      const [{ gateway }] = await Promise.all([
+        this.node.call<{ gateway: string }>(to, 'transfer.expect', { token, pid, playerData }).catch((error: unknown) => {
+          if (error instanceof RpcProtocolError && error.code === JSONRPC_CODES.MethodNotFound) {
+            throw new NotFoundError(`${to} is not a game server: only game servers take players. 'kuafu status' lists them.`, { server: to });
+          }
+          throw error;
+        }),
+        this.host.save(loaded),
+      ]);
       const session = loaded.session;
       this.host.players.delete(pid);
       session?.send({ type: 'connect_to', token, go_srvname: to, home_srvname: home, addr: gateway });
@@ -282,8 +287,9 @@ export class GameServer {
       return;
     }
     let route: Route;
+    let document: StoredDocument | null;
     try {
-      route = await this.node.store.claimRoute(pid, { expectEpoch: claims.epoch, at: atHome ? '' : this.name, online: true });
+      ({ route, document } = await this.node.store.claimAndLoad(pid, { expectEpoch: claims.epoch, at: atHome ? '' : this.name, online: true }));
     } catch (error) {
       if (error instanceof StaleOwnerError) {
         throw new TokenInvalidError(`Player ${pid} moved after this token was issued, so it no longer applies. Log in again at home server ${claims.home}.`, { pid, home: claims.home });
@@ -293,11 +299,8 @@ export class GameServer {
     if (held) this.host.drop(held, 'this copy is out of date');
     const loaded = await this.host.load(pid, route.epoch, {
       home_srvname: claims.home, go_srvname: atHome ? '' : this.name, player_data: atHome ? {} : expectation.playerData,
-    });
-    if (atHome) {
-      await this.node.store.setMark(pid, '', route.epoch);
-      await this.node.store.unlistMarked(this.name, pid);
-    }
+    }, document);
+    if (atHome) this.unlist(pid); // the claim home cleared the mark
     this.attach(session, loaded);
     if (!atHome) void this.tellHome(pid, claims.home, route.epoch);
   }
@@ -317,7 +320,7 @@ export class GameServer {
   /** Home side of step 4: mark the player away at `server`, unless something newer happened. */
   private async arrived(pid: number, server: string, epoch: number): Promise<{ marked: boolean }> {
     try {
-      await this.node.store.setMark(pid, server, epoch);
+      await this.node.store.setMark(pid, this.name, server, epoch);
       this.missedBeats.delete(pid);
       return { marked: true };
     } catch (error) {
@@ -362,7 +365,7 @@ export class GameServer {
       for (const pid of pids) {
         const [route, mark] = await Promise.all([this.node.store.getRoute(pid), this.node.store.getMark(pid)]);
         if (!route || !mark || route.at === '') {
-          if (route && mark && route.at === '') await this.node.store.setMark(pid, '', route.epoch).catch(() => undefined);
+          if (route && mark && route.at === '') await this.node.store.setMark(pid, this.name, '', route.epoch).catch(() => undefined);
           await this.node.store.unlistMarked(this.name, pid);
           this.missedBeats.delete(pid);
           continue;
@@ -428,6 +431,11 @@ export class GameServer {
     old.pid = null;
     old.send({ type: 'kicked', reason });
     old.close(4000, reason);
+  }
+
+  /** Drops the player from this home's list of marked players (the list may lag: the heartbeat tolerates it). */
+  private unlist(pid: number): void {
+    this.node.store.unlistMarked(this.name, pid).catch((error) => this.node.log.warn(`could not unlist player ${pid}: ${(error as Error).message}`));
   }
 
   private sweepExpectations(): void {

@@ -9,7 +9,7 @@ import {
   NotExportedError, PlayerMovedError, PlayerOfflineError, StaleOwnerError,
 } from '../errors.js';
 import type { ServerNode } from '../cluster/server-node.js';
-import { ownerOf } from '../store/store.js';
+import { ownerOf, type StoredDocument } from '../store/store.js';
 import type { Player, PlayerDocument, PlayerModel, PlayerPlace } from './player.js';
 import { SaveQueue } from './save-queue.js';
 
@@ -58,9 +58,12 @@ export class PlayerHost {
     return this.players.get(pid);
   }
 
-  /** Loads the player's document (a new one for a new player) as the writable copy under `epoch`. */
-  async load(pid: number, epoch: number, place: PlayerPlace): Promise<LoadedPlayer> {
-    const stored = await this.node.store.loadDocument(pid);
+  /**
+   * Takes the player's document (a new one for a new player) as the writable copy under `epoch`:
+   * `stored` when the caller read it already (with its claim), else read from the store.
+   */
+  async load(pid: number, epoch: number, place: PlayerPlace, stored?: StoredDocument | null): Promise<LoadedPlayer> {
+    if (stored === undefined) stored = await this.node.store.loadDocument(pid);
     const doc = (stored?.data as PlayerDocument | undefined) ?? this.model.newDocument(pid);
     const loaded: LoadedPlayer = { pid, player: this.model.create(doc, place, false), epoch, state: 'active', session: null };
     this.players.set(pid, loaded);

@@ -49,8 +49,14 @@ export class MemoryStore implements Store {
     route.at = claim.at;
     route.epoch += 1;
     route.online = claim.online;
+    if (claim.at === '') this.marks.delete(pid);
     this.publishRoute(pid, route);
     return { ...route };
+  }
+
+  async claimAndLoad(pid: number, claim: Claim): Promise<{ route: Route; document: StoredDocument | null }> {
+    const route = await this.claimRoute(pid, claim);
+    return { route, document: await this.loadDocument(pid) };
   }
 
   async setOnline(pid: number, epoch: number, online: boolean): Promise<Route> {
@@ -79,7 +85,7 @@ export class MemoryStore implements Store {
     return mark ? { ...mark } : null;
   }
 
-  async setMark(pid: number, go: string, epoch: number): Promise<void> {
+  async setMark(pid: number, home: string, go: string, epoch: number): Promise<void> {
     const route = this.routes.get(pid);
     if (!route) throw new NotFoundError(`Player ${pid} has no route: log him in at his home server first.`, { pid });
     if (route.epoch !== epoch) throw staleOwner(pid, epoch, route);
@@ -87,8 +93,8 @@ export class MemoryStore implements Store {
       this.marks.delete(pid);
       return;
     }
-    let listed = this.marked.get(route.home);
-    if (!listed) this.marked.set(route.home, (listed = new Set()));
+    let listed = this.marked.get(home);
+    if (!listed) this.marked.set(home, (listed = new Set()));
     listed.add(pid);
     this.marks.set(pid, { go, epoch });
   }

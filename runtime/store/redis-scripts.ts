@@ -19,15 +19,30 @@ export const LUA: [string, string, number][] = [
   ],
   [
     'kfClaimRoute',
-    // KEYS: route. ARGV: expectEpoch, at, online, pid, channel.
+    // KEYS: route. ARGV: expectEpoch, at, online, pid, channel. A claim back home clears the mark.
     `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
      if not r[1] then return {'missing'} end
      if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
      local epoch = tostring(tonumber(r[3]) + 1)
      redis.call('HSET', KEYS[1], 'at', ARGV[2], 'epoch', epoch, 'online', ARGV[3])
+     if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'go', '', 'goEpoch', '0') end
      redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. r[1] .. ' ' .. ARGV[2])
      return {'ok', r[1], ARGV[2], epoch, ARGV[3]}`,
     1,
+  ],
+  [
+    'kfClaimAndLoad',
+    // KEYS: route, doc. ARGV as kfClaimRoute. Also returns the document and its writer's epoch.
+    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
+     if not r[1] then return {'missing'} end
+     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
+     local epoch = tostring(tonumber(r[3]) + 1)
+     redis.call('HSET', KEYS[1], 'at', ARGV[2], 'epoch', epoch, 'online', ARGV[3])
+     if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'go', '', 'goEpoch', '0') end
+     redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. r[1] .. ' ' .. ARGV[2])
+     local d = redis.call('HMGET', KEYS[2], 'data', 'epoch')
+     return {'ok', r[1], ARGV[2], epoch, ARGV[3], d[1], d[2]}`,
+    2,
   ],
   [
     'kfSetOnline',

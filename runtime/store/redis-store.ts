@@ -35,6 +35,7 @@ type ScriptReply = (string | null)[];
 interface KuafuCommands {
   kfEnsureRoute(route: string, home: string, pid: string, channel: string): Promise<ScriptReply>;
   kfClaimRoute(route: string, expectEpoch: string, at: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
+  kfClaimAndLoad(route: string, doc: string, expectEpoch: string, at: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
   kfSetOnline(route: string, epoch: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
   kfReleaseToHome(route: string, epoch: string, pid: string, channel: string): Promise<ScriptReply>;
   kfSetMark(route: string, go: string, epoch: string): Promise<ScriptReply>;
@@ -141,6 +142,15 @@ export class RedisStore implements Store {
     return this.routeOrThrow(pid, claim.expectEpoch, reply);
   }
 
+  async claimAndLoad(pid: number, claim: Claim): Promise<{ route: Route; document: StoredDocument | null }> {
+    const reply = await this.run(() =>
+      this.redis.kfClaimAndLoad(routeKey(pid), documentKey(pid), String(claim.expectEpoch), claim.at, claim.online ? '1' : '0', String(pid), ROUTE_CHANNEL),
+    );
+    const route = this.routeOrThrow(pid, claim.expectEpoch, reply);
+    const text = reply[5];
+    return { route, document: text ? { data: decodeDocument(text), epoch: Number(reply[6]) } : null };
+  }
+
   async setOnline(pid: number, epoch: number, online: boolean): Promise<Route> {
     const reply = await this.run(() =>
       this.redis.kfSetOnline(routeKey(pid), String(epoch), online ? '1' : '0', String(pid), ROUTE_CHANNEL),
@@ -158,13 +168,12 @@ export class RedisStore implements Store {
     return go ? { go, epoch: Number(epoch) } : null;
   }
 
-  async setMark(pid: number, go: string, epoch: number): Promise<void> {
-    if (go !== '') {
-      // List first: the list may hold a player whose mark is gone, never miss one that has a mark.
-      const home = await this.run(() => this.redis.hget(routeKey(pid), 'home'));
-      if (home) await this.run(() => this.redis.sadd(markedKey(home), String(pid)));
-    }
+  async setMark(pid: number, home: string, go: string, epoch: number): Promise<void> {
+    // List first (same connection, so Redis runs it first): the list may hold a player whose mark
+    // is gone, never miss one who has a mark.
+    const listed = go !== '' ? this.run(() => this.redis.sadd(markedKey(home), String(pid))) : null;
     const reply = await this.run(() => this.redis.kfSetMark(routeKey(pid), go, String(epoch)));
+    await listed;
     this.routeOrThrow(pid, epoch, reply);
   }
 

@@ -114,9 +114,15 @@ export interface Store {
   /**
    * Compare-and-set: if the route's epoch is `claim.expectEpoch`, moves the player to `claim.at`
    * with epoch + 1 and publishes the change; otherwise throws StaleOwnerError (details: epoch, at).
+   * A claim back home (`at: ''`) clears the home's mark in the same step.
    * A player with no route: NotFoundError.
    */
   claimRoute(pid: number, claim: Claim): Promise<Route>;
+  /**
+   * `claimRoute`, and the player's stored document (null for a new player) read in the same
+   * atomic step: what an arriving server needs, in one round trip.
+   */
+  claimAndLoad(pid: number, claim: Claim): Promise<{ route: Route; document: StoredDocument | null }>;
   /** Sets `online` under the current epoch (fenced: StaleOwnerError otherwise) and publishes. */
   setOnline(pid: number, epoch: number, online: boolean): Promise<Route>;
   /**
@@ -134,9 +140,9 @@ export interface Store {
   /**
    * Marks the player as away at `go` ('' clears the mark) if `epoch` is still his route's epoch;
    * otherwise StaleOwnerError and nothing changes (a late message cannot undo a newer move).
-   * A set mark is also listed in `listMarked(route.home)`.
+   * A set mark is also listed in `listMarked(home)` (`home` is the player's home server).
    */
-  setMark(pid: number, go: string, epoch: number): Promise<void>;
+  setMark(pid: number, home: string, go: string, epoch: number): Promise<void>;
   /** The players `home` has marked away (may still list some whose mark was cleared since). */
   listMarked(home: string): Promise<number[]>;
   /** Removes a player from `home`'s list of marked players. */
