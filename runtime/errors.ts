@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   InsufficientResource: -32015,
   NotFound: -32016,
   Config: -32017,
+  Script: -32018,
   Internal: -32099,
 } as const;
 
@@ -120,6 +121,10 @@ export class NotFoundError extends KuafuError {
 export class ConfigError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('Config', message, details); }
 }
+/** A designer script failed (it threw, or broke a limit): the message names the script's own file and line. */
+export class ScriptFailedError extends KuafuError {
+  constructor(message: string, details: ErrorDetails = {}) { super('Script', message, details); }
+}
 /** A failure on the remote side that has no kind of its own (a bug): the message says where to look. */
 export class InternalError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('Internal', message, details); }
@@ -146,6 +151,7 @@ const CLASSES: Record<ErrorKind, ErrorClass> = {
   InsufficientResource: InsufficientResourceError,
   NotFound: NotFoundError,
   Config: ConfigError,
+  Script: ScriptFailedError,
   Internal: InternalError,
 };
 

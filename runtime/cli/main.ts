@@ -10,6 +10,7 @@ import { runUp } from './up.js';
 import { runDemo } from './demo.js';
 import { runRoute, runTransfer } from './transfer.js';
 import { runBundle } from './bundle.js';
+import { runScript } from './script.js';
 
 const HELP = `kuafu — cross-server toolkit for game-server clusters
 
@@ -28,6 +29,10 @@ Usage:
                                               client; exit 0 only if every step checked out
   kuafu bundle <files…> [--out DIR]           bundle designer scripts (esbuild, one file each, with
                                               source maps) for the script host; default out dist/scripts
+  kuafu script run <file.ts|bundle.js> --on <server> [--fn main] [--args JSON] [--config F]
+                                              load a script on a game server of a running cluster
+                                              and run one of its functions; prints the result or
+                                              the error at the script's own file and line
   kuafu help                                  this text
 
 --config defaults to the shipped cluster.json (HS, GS1, GS2 and a datacenter on 127.0.0.1).
@@ -38,6 +43,9 @@ export interface CommandOptions {
   redis?: string;
   server?: string;
   out?: string;
+  on?: string;
+  fn?: string;
+  args?: string;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -52,7 +60,8 @@ export async function main(argv: string[]): Promise<number> {
     ({ values, positionals } = parseArgs({
       args: rest,
       allowPositionals: true,
-      options: { config: { type: 'string' }, redis: { type: 'string' }, server: { type: 'string' }, out: { type: 'string' } },
+      options: { config: { type: 'string' }, redis: { type: 'string' }, server: { type: 'string' }, out: { type: 'string' },
+        on: { type: 'string' }, fn: { type: 'string' }, args: { type: 'string' } },
       strict: true,
     }));
   } catch (error) {
@@ -75,6 +84,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runRoute(values, positionals);
       case 'bundle':
         return await runBundle(positionals, values);
+      case 'script':
+        return await runScript(values, positionals);
       default:
         console.error(`kuafu: unknown command ${JSON.stringify(command)}.\n\n${HELP}`);
         return 2;

@@ -15,7 +15,7 @@
  * ```
  * `KUAFU_SECRET` in the environment overrides `secret`; `--redis URL` overrides `store`.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
@@ -49,6 +49,11 @@ export interface ClusterConfig {
   rpcTimeoutMs: number;
   /** How often a server refreshes its registry record, ms; it expires after 3 missed beats. */
   heartbeatMs: number;
+  /**
+   * The folder of designer scripts every game server loads and watches ('' for none). Relative
+   * to the config file; defaults to `scripts` beside it when that folder exists.
+   */
+  scriptsDir: string;
 }
 
 /** The secret of the shipped default config: fine on loopback, refused anywhere else. */
@@ -121,7 +126,16 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     if (typeof value !== 'number' || !(value > 0)) fail(source, `"${key}" must be a positive number of milliseconds`);
     return value;
   };
-  return { source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000) };
+  let scriptsDir = '';
+  const base = existsSync(source) ? dirname(resolve(source)) : process.cwd();
+  if (config.scriptsDir !== undefined) {
+    if (typeof config.scriptsDir !== 'string') fail(source, '"scriptsDir" must be a folder path (relative to the config file), or "" for none');
+    scriptsDir = config.scriptsDir === '' ? '' : resolve(base, config.scriptsDir);
+    if (scriptsDir && !existsSync(scriptsDir)) fail(source, `"scriptsDir" ${scriptsDir} does not exist`);
+  } else if (existsSync(source) && existsSync(resolve(base, 'scripts'))) {
+    scriptsDir = resolve(base, 'scripts');
+  }
+  return { source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir };
 }
 
 /** Reads and checks a config file (the shipped default when `path` is left out). */

@@ -86,6 +86,11 @@ export class ServerNode {
     });
   }
 
+  /** The cluster config this server belongs to. */
+  get cluster(): ClusterConfig {
+    return this.options.cluster;
+  }
+
   /** The cluster secret. */
   get secret(): string {
     return this.options.cluster.secret;

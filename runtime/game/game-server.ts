@@ -25,6 +25,7 @@ import { ownerOf, type Route, type StoredDocument } from '../store/store.js';
 import { Gateway } from './gateway.js';
 import { REFERENCE_PLAYER_MODEL, type Player, type PlayerData, type PlayerModel } from './player.js';
 import { PlayerHost, type ClientSession, type LoadedPlayer } from './player-host.js';
+import { Scripting } from './scripting.js';
 import { DEFAULT_TOKEN_TTL_MS, TokenLedger, issueToken, verifyToken, type TokenClaims } from './tokens.js';
 
 /** After this many heartbeats without an answer from a marked player's server, the home takes him back. */
@@ -50,22 +51,29 @@ export interface GameServerOptions {
   tokenTtlMs?: number;
   /** What the home passes along with a player who goes away (default: his name and level at home). */
   playerData?: (player: Player) => PlayerData;
+  /** A folder of designer scripts to load and watch ('' or absent: none). */
+  scriptsDir?: string;
 }
 
 export class GameServer {
   readonly host: PlayerHost;
   readonly gateway: Gateway;
+  /** Designer scripts on this server. */
+  readonly scripts: Scripting;
   private readonly ledger = new TokenLedger();
   private readonly expectations = new Map<string, Expectation>();
   private readonly missedBeats = new Map<number, number>();
   private heartbeat: NodeJS.Timeout | null = null;
   private beating = false;
   private readonly tokenTtlMs: number;
+  private readonly scriptsDir: string;
   private readonly playerData: (player: Player) => PlayerData;
 
   constructor(private readonly node: ServerNode, gatewayPort: number, host: string, options: GameServerOptions = {}) {
     this.host = new PlayerHost(node, options.model ?? REFERENCE_PLAYER_MODEL);
     this.tokenTtlMs = options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS;
+    this.scripts = new Scripting(node);
+    this.scriptsDir = options.scriptsDir ?? '';
     this.playerData = options.playerData ?? ((player) => ({ name: player.getinfo().name, home_level: player.getlevel() }));
     this.gateway = new Gateway({ host, port: gatewayPort, log: node.log }, {
       login: (session, pid, token) => this.login(session, pid, token),
@@ -82,6 +90,7 @@ export class GameServer {
 
   async start(): Promise<void> {
     await this.gateway.listen();
+    if (this.scriptsDir) await this.scripts.watchFolder(this.scriptsDir);
     this.heartbeat = setInterval(() => void this.beat(), this.node.heartbeatMs);
     this.heartbeat.unref();
   }
@@ -92,11 +101,13 @@ export class GameServer {
     // Save every player still here before going (fenced: a player lost meanwhile is not overwritten).
     await Promise.all([...this.host.players.values()].map((loaded) => this.host.save(loaded).catch(() => undefined)));
     await this.gateway.close();
+    await this.scripts.close();
   }
 
   /** The JSON-RPC methods of the game role. */
   methods(): MethodTable {
     return {
+      ...this.scripts.methods(),
       /** The player's route as this server sees it: `{home, at, epoch, online}` or null. `fresh: true` asks the store. */
       'route.get': (arg: unknown) => {
         const args = objectArg(arg, 'route.get');

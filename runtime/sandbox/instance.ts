@@ -115,10 +115,11 @@ export class BundleInstance {
     try {
       this.exports = this.boot(prelude);
     } catch (error) {
+      const failure = this.loadError(error);
       this.state = 'dead';
       this.releaseHandles();
       if (!this.isolate.isDisposed) this.isolate.dispose();
-      throw this.loadError(error);
+      throw failure;
     }
     this.loadMs = performance.now() - began;
   }
