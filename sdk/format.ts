@@ -9,7 +9,7 @@ import {
 } from './intrinsics.js';
 import { isProxy } from './values.js';
 
-const MAX_DEPTH = 4;
+const MAX_DEPTH = 6;
 const MAX_ITEMS = 50;
 
 function errorText(error: Error): string {

@@ -83,7 +83,9 @@ function toBridgeError(thrown: unknown, maxChars: number): BridgeError {
         // details that cannot be read are left out
       }
     }
-    const text = typeof message === 'string' ? message : formatLine([thrown], 1000);
+    const text = typeof message === 'string'
+      ? message
+      : `the script threw a value that is not an Error: ${formatLine([thrown], 1000)} (throw new Error("…") to get a stack)`;
     return {
       kind: typeof kind === 'string' && KINDS.has(kind) ? kind : 'Script',
       name: typeof name === 'string' && name ? name.slice(0, 200) : 'Error',

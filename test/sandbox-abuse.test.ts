@@ -1,0 +1,276 @@
+/**
+ * Escape and abuse (issue 4): scripts that try to leave the sandbox or break the server. Each gets
+ * a clear error, the host stays alive, and other bundles keep answering — the ones in flight
+ * included. Real isolates; a recording ScriptServices.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ScriptError, ScriptHost, ScriptLimitError, type ScriptHostOptions } from '../runtime/sandbox/index.js';
+import { RecordingServices, quietLogger } from './fixtures/script-services.js';
+
+const test = suite('sandbox abuse');
+
+const hosts: ScriptHost[] = [];
+test.after.each(async () => {
+  for (const host of hosts.splice(0)) await host.close();
+});
+
+function makeHost(options: Partial<ScriptHostOptions> = {}) {
+  const services = new RecordingServices();
+  const hostLog: string[] = [];
+  const host = new ScriptHost({ services, logger: quietLogger(hostLog), ...options });
+  hosts.push(host);
+  return { host, services, hostLog };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  let value: unknown;
+  try {
+    value = await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  assert.unreachable(`expected a rejection, got ${String(value)}`);
+  throw new Error('unreachable');
+}
+
+/** A well-behaved bundle that reaches a player: it must keep answering through everything below. */
+const GOOD = `export async function main(pid) { return 'good:' + await cproxyplayer.new(pid).addgold(1, 'good'); }`;
+
+/** Loads GOOD and starts a call of it that waits (held) on the services: in flight while the abuse happens. */
+async function goodInFlight(host: ScriptHost, services: RecordingServices) {
+  services.addPlayer(1);
+  services.hold('addgold');
+  await host.reload('good', GOOD);
+  const call = host.run('good', 'main', [1]);
+  call.catch(() => {}); // awaited in finish(); a test that fails earlier must not crash the file
+  const [held] = await services.held('addgold');
+  return {
+    call,
+    /** Answers the held call, and checks the bundle still answers fresh calls too. */
+    async finish() {
+      held!.answer(1);
+      assert.is(await call, 'good:1', 'the call in flight of the other bundle finished');
+      const fresh = host.run('good', 'main', [1]);
+      const [again] = await services.held('addgold');
+      again!.answer(1);
+      assert.is(await fresh, 'good:1', 'and it takes new calls');
+    },
+  };
+}
+
+test('the sandbox has exactly the script globals: no process, require, timers, console or host objects', async () => {
+  const { host } = makeHost();
+  await host.reload('globals', `
+    export function main() {
+      const names = Object.getOwnPropertyNames(globalThis);
+      return {
+        script: ['playermgr', 'cproxyplayer', 'log'].filter((name) => names.includes(name)),
+        missing: ['process', 'require', 'module', 'global', 'Buffer', 'setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask',
+          'console', 'fetch', 'WebAssembly', 'SharedArrayBuffer', 'Atomics', '_ivm', 'ivm', '__kuafuSdk']
+          .filter((name) => name in globalThis || typeof globalThis[name] !== 'undefined'),
+        unexpected: names.filter((name) => !STANDARD.has(name)),
+        typeofs: [typeof process, typeof require, typeof setTimeout, typeof console],
+      };
+    }
+    const STANDARD = new Set(['Object', 'Function', 'Array', 'Number', 'parseFloat', 'parseInt', 'Infinity', 'NaN', 'undefined',
+      'Boolean', 'String', 'Symbol', 'Date', 'Promise', 'RegExp', 'Error', 'AggregateError', 'EvalError', 'RangeError',
+      'ReferenceError', 'SyntaxError', 'TypeError', 'URIError', 'globalThis', 'JSON', 'Math', 'Intl', 'ArrayBuffer',
+      'Uint8Array', 'Int8Array', 'Uint16Array', 'Int16Array', 'Uint32Array', 'Int32Array', 'Float32Array', 'Float64Array',
+      'Uint8ClampedArray', 'BigUint64Array', 'BigInt64Array', 'DataView', 'Map', 'BigInt', 'Set', 'WeakMap', 'WeakSet',
+      'Proxy', 'Reflect', 'FinalizationRegistry', 'WeakRef', 'decodeURI', 'decodeURIComponent', 'encodeURI',
+      'encodeURIComponent', 'escape', 'unescape', 'eval', 'isFinite', 'isNaN', 'playermgr', 'cproxyplayer', 'log']);`);
+  assert.equal(await host.run('globals', 'main'), {
+    script: ['playermgr', 'cproxyplayer', 'log'],
+    missing: [],
+    unexpected: [],
+    typeofs: ['undefined', 'undefined', 'undefined', 'undefined'],
+  });
+});
+
+test('process, require and constructor.constructor("return process")() each fail with a clear error', async () => {
+  const { host, services } = makeHost();
+  const good = await goodInFlight(host, services);
+  await host.reload('escape', `
+    export function usesProcess() { return process.env; }
+    export function usesRequire() { return require('fs').readFileSync('/etc/passwd', 'utf8'); }
+    export function viaConstructor() { return ({}).constructor.constructor('return process')().env; }
+    export function viaFunctionThis() { return Function('return this')().process; }
+    export function viaImport() { return import('fs'); }`);
+  const processError = await rejection(host.run('escape', 'usesProcess')) as ScriptError;
+  assert.instance(processError, ScriptError);
+  assert.match(processError.message, /^escape\.usesProcess failed at escape\.bundle\.js:2:\d+: ReferenceError: process is not defined$/);
+  const requireError = await rejection(host.run('escape', 'usesRequire'));
+  assert.match(requireError.message, /ReferenceError: require is not defined/);
+  const viaConstructor = await rejection(host.run('escape', 'viaConstructor'));
+  assert.match(viaConstructor.message, /ReferenceError: process is not defined/);
+  assert.is(await host.run('escape', 'viaFunctionThis'), undefined, 'the global object of the sandbox has no process');
+  const viaImport = await rejection(host.run('escape', 'viaImport'));
+  assert.instance(viaImport, ScriptError);
+  assert.match(viaImport.message, /escape\.viaImport failed at escape\.bundle\.js:6:\d+: Error: Not supported/);
+  await good.finish();
+});
+
+test('an endless loop is stopped at the synchronous-work limit; the bundle is made again on its next call', async () => {
+  const { host, services } = makeHost({ syncLimitMs: 200 });
+  const good = await goodInFlight(host, services);
+  await host.reload('spin', `
+    let calls = 0;
+    export function main() { calls++; while (true) {} }
+    export function count() { return ++calls; }
+    export async function later() { await null; for (;;) {} }`);
+  assert.is(await host.run('spin', 'count'), 1);
+  const error = await rejection(host.run('spin', 'main')) as ScriptLimitError;
+  assert.instance(error, ScriptLimitError);
+  assert.is(error.limit, 'cpu');
+  assert.is(error.kind, 'Timeout');
+  assert.match(error.message, /^bundle spin ran JavaScript for more than 200 ms without awaiting during call main .*its isolate was stopped and will be made again on its next call\. Look for an endless loop\.$/);
+  assert.is(host.stats('spin').live, false, 'the isolate is gone');
+  assert.is(await host.run('spin', 'count'), 1, 'a fresh isolate: its state starts over');
+  assert.is(host.stats('spin').isolatesMade, 1);
+  const afterAwait = await rejection(host.run('spin', 'later')) as ScriptLimitError;
+  assert.is(afterAwait.limit, 'cpu', 'a loop after an await is stopped too');
+  await good.finish();
+});
+
+test('an allocation bomb breaks the memory limit: stopped with an error naming the limit and the bundle', async () => {
+  const { host, services } = makeHost({ memoryLimitMiB: 16, syncLimitMs: 20_000, deadlineMs: 30_000 });
+  const good = await goodInFlight(host, services);
+  await host.reload('bomb', `
+    export function main() { const keep = []; for (;;) keep.push(new Array(100000).fill(Math.random())); }
+    export function ok() { return 'ok'; }`);
+  const error = await rejection(host.run('bomb', 'main')) as ScriptLimitError;
+  assert.instance(error, ScriptLimitError);
+  assert.is(error.limit, 'memory');
+  assert.is(error.kind, 'MemoryLimit');
+  assert.match(error.message, /^bundle bomb broke its memory limit \(16 MiB\) during call main; its isolate was stopped/);
+  assert.is(await host.run('bomb', 'ok'), 'ok', 'made again on the next call');
+  await good.finish();
+});
+
+test('an await that never settles hits the wall-clock deadline while other bundles keep answering', async () => {
+  const { host, services } = makeHost({ deadlineMs: 3000 });
+  services.addPlayer(2);
+  await host.reload('hang', `
+    export async function main() { await new Promise(() => {}); return 'never'; }
+    export async function quick() { return 'quick'; }`);
+  await host.reload('other', GOOD);
+  let settled = false;
+  const hung = host.run('hang', 'main').finally(() => {
+    settled = true;
+  });
+  // Meanwhile (the hung call is still waiting), the other bundle answers, twice, with remote calls.
+  assert.is(await host.run('other', 'main', [2]), 'good:1');
+  assert.is(await host.run('other', 'main', [2]), 'good:1');
+  assert.is(settled, false, 'the hung call was still waiting while the other bundle answered');
+  const error = await rejection(hung) as ScriptLimitError;
+  assert.instance(error, ScriptLimitError);
+  assert.is(error.limit, 'deadline');
+  assert.match(error.message, /^bundle hang did not finish call main within its 3000 ms deadline \(wall clock, awaits included; it used [\d.]+ ms of CPU meanwhile\); .*Look for an await that never settles/);
+  assert.is(await host.run('hang', 'quick'), 'quick', 'the bundle answers again, on a new isolate');
+});
+
+test('a remote call that never answers is bounded by the deadline too, and other calls of that isolate are stopped with a clear error', async () => {
+  const { host, services } = makeHost({ deadlineMs: 1500 });
+  services.addPlayer(3);
+  services.hold('getgold');
+  await host.reload('slow', `
+    export async function main() { return await cproxyplayer.new(3).getgold(); }
+    export async function waits() { await cproxyplayer.new(3).getgold(); return 'late'; }`);
+  const first = host.run('slow', 'main');
+  await services.held('getgold', 1);
+  const second = host.run('slow', 'waits');
+  const [late] = await services.held('getgold', 1);
+  const deadline = await rejection(first) as ScriptLimitError;
+  assert.is(deadline.limit, 'deadline');
+  const stopped = await rejection(second) as ScriptError;
+  assert.is(stopped.kind, 'Stopped');
+  assert.match(stopped.message, /^bundle slow: call waits was stopped: call main of the same bundle broke its 1500 ms deadline and the bundle's isolate was disposed; retry it; it did not finish$/);
+  late!.answer(5); // an answer after the isolate was disposed is dropped
+  const [fresh] = await Promise.all([host.run('slow', 'main'), services.held('getgold', 1).then(([held]) => held!.answer(7))]);
+  assert.is(fresh, 7);
+});
+
+test('globalThis tampering stays inside its own bundle: other bundles, and the SDK of the same bundle, are unaffected', async () => {
+  const { host, services } = makeHost();
+  const good = await goodInFlight(host, services);
+  services.hold('itemdb.additembytype');
+  void services.held('itemdb.additembytype').then(([held]) => held!.answer(2));
+  await host.reload('tamper', `
+    export async function main() {
+      const attempts = {};
+      try { cproxyplayer = { new() { return 'fake'; } }; attempts.assign = 'assigned'; } catch (error) { attempts.assign = error.constructor.name; }
+      try { Object.defineProperty(globalThis, 'playermgr', { value: 1 }); attempts.define = 'defined'; } catch (error) { attempts.define = error.constructor.name; }
+      try { cproxyplayer.new = () => 'fake'; attempts.method = 'assigned'; } catch (error) { attempts.method = error.constructor.name; }
+      try { delete globalThis.log; attempts.deleted = 'deleted'; } catch (error) { attempts.deleted = error.constructor.name; }
+      Object.prototype.polluted = 'yes';
+      Array.prototype.push = function () { throw new Error('push is broken'); };
+      Object.keys = () => { throw new Error('keys is broken'); };
+      Promise.prototype.then = function () { throw new Error('then is broken'); };
+      JSON.stringify = () => 'broken';
+      return attempts;
+    }
+    export async function after() {
+      // The SDK captured what it needs before the script ran: remote calls and checks still work.
+      const player = cproxyplayer.new(1);
+      let refusal = 'sent';
+      try { await player.addgold(() => 1, 'x'); } catch (error) { refusal = error.message; }
+      let thenBroken = false;
+      try { Promise.resolve(1).then(() => 1); } catch { thenBroken = true; }
+      return { polluted: ({}).polluted, refusal, thenBroken, count: await player.itemdb.additembytype(5, 2, { quality: [1, 2] }, 'x') };
+    }`);
+  assert.equal(await host.run('tamper', 'main'), { assign: 'TypeError', define: 'TypeError', method: 'TypeError', deleted: 'TypeError' });
+  const after = await host.run('tamper', 'after') as { polluted: string; refusal: string; thenBroken: boolean; count: number };
+  assert.is(after.polluted, 'yes', 'the pollution is there, in its own isolate');
+  assert.is(after.thenBroken, true, 'and Promise.prototype.then is broken there');
+  assert.is(after.count, 2, 'yet a remote call with an array argument went out and came back');
+  assert.match(after.refusal, /player\.addgold: args\[0\] is a function/);
+  await host.reload('clean', `export function main() { return { polluted: ({}).polluted, keys: Object.keys({ a: 1 }), cproxy: typeof cproxyplayer.new, json: JSON.stringify([1]) }; }`);
+  assert.equal(await host.run('clean', 'main'), { polluted: undefined, keys: ['a'], cproxy: 'function', json: '[1]' });
+  await good.finish();
+});
+
+test('a script that throws, or throws what is not an Error, gives a ScriptError and nothing else changes', async () => {
+  const { host, services } = makeHost();
+  const good = await goodInFlight(host, services);
+  await host.reload('throws', `
+    export function plain() { throw new TypeError('bad input'); }
+    export async function rejects() { throw new RangeError('too far'); }
+    export function string() { throw 'just a string'; }
+    export function object() { throw { toString() { throw new Error('nope'); } }; }
+    export function deep() { return deep(); }
+    export function fine() { return 'fine'; }`);
+  const plain = await rejection(host.run('throws', 'plain')) as ScriptError;
+  assert.is(plain.kind, 'Script');
+  assert.is(plain.errorName, 'TypeError');
+  assert.match(plain.message, /^throws\.plain failed at throws\.bundle\.js:2:\d+: TypeError: bad input$/);
+  assert.match((await rejection(host.run('throws', 'rejects'))).message, /RangeError: too far/);
+  assert.match((await rejection(host.run('throws', 'string'))).message, /the script threw a value that is not an Error: just a string \(throw new Error\("…"\) to get a stack\)/);
+  assert.match((await rejection(host.run('throws', 'object'))).message, /the script threw a value that is not an Error/);
+  assert.match((await rejection(host.run('throws', 'deep'))).message, /RangeError: Maximum call stack size exceeded/);
+  assert.is(await host.run('throws', 'fine'), 'fine', 'the isolate survives a thrown error');
+  assert.is(host.stats('throws').isolatesMade, 0);
+  await good.finish();
+});
+
+test('log floods are cut to the line limit, and a script cannot log host objects it does not have', async () => {
+  const { host, services } = makeHost({ maxLogChars: 200 });
+  await host.reload('chatty', `
+    export function main() {
+      log.info('x'.repeat(10000));
+      log.warn({ a: [1, { b: new Map([[1, new Set([2])]]) }], d: new Date(0), n: 10n, u: undefined, f: function named() {} });
+      log.debug(cproxyplayer.new(5), cproxyplayer.new(5).itemdb);
+      const cyclic = {}; cyclic.self = cyclic; log.error(cyclic);
+      return 'logged';
+    }`);
+  assert.is(await host.run('chatty', 'main'), 'logged');
+  const lines = services.logs.map((line) => [line.level, line.bundle, line.message]);
+  assert.is(lines.length, 4);
+  assert.match(String(lines[0]![2]), /^x{200}… \(cut: the line had 10000 characters\)$/);
+  assert.equal(lines[1], ['warn', 'chatty', '{ a: [1, { b: Map(1) { 1 => Set(1) { 2 } } }], d: 1970-01-01T00:00:00.000Z, n: 10n, u: undefined, f: [Function: named] }']);
+  assert.equal(lines[2], ['debug', 'chatty', '[remote player 5] [remote player 5: itemdb]']);
+  assert.equal(lines[3], ['error', 'chatty', '{ self: [Circular] }']);
+  assert.is(services.calls.length, 0, 'printing a remote player calls nothing');
+});
+
+test.run();
