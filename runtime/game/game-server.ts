@@ -65,6 +65,7 @@ export class GameServer {
   private readonly missedBeats = new Map<number, number>();
   private heartbeat: NodeJS.Timeout | null = null;
   private beating = false;
+  private stopping = false;
   private readonly tokenTtlMs: number;
   private readonly scriptsDir: string;
   private readonly playerData: (player: Player) => PlayerData;
@@ -80,7 +81,10 @@ export class GameServer {
       enter: (session, pid, token) => this.enter(session, pid, token),
       go: (session, server) => this.transfer(session.pid!, server).then(() => undefined),
       logout: (session) => this.logout(session, true),
-      closed: (session) => void this.logout(session, false).catch((error) => node.log.error('logout on close failed', error)),
+      closed: (session) => {
+        if (this.stopping) return; // stop() saves every player itself
+        void this.logout(session, false).catch((error) => node.log.error('logout on close failed', error));
+      },
     });
   }
 
@@ -96,6 +100,7 @@ export class GameServer {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     // Save every player still here before going (fenced: a player lost meanwhile is not overwritten).

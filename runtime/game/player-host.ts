@@ -65,7 +65,9 @@ export class PlayerHost {
   async load(pid: number, epoch: number, place: PlayerPlace, stored?: StoredDocument | null): Promise<LoadedPlayer> {
     if (stored === undefined) stored = await this.node.store.loadDocument(pid);
     const doc = (stored?.data as PlayerDocument | undefined) ?? this.model.newDocument(pid);
-    const loaded: LoadedPlayer = { pid, player: this.model.create(doc, place, false), epoch, state: 'active', session: null };
+    const player = this.model.create(doc, place, false);
+    if (stored?.calls) player.restoreCalls(stored.calls);
+    const loaded: LoadedPlayer = { pid, player, epoch, state: 'active', session: null };
     this.players.set(pid, loaded);
     if (!stored) await this.save(loaded);
     return loaded;
@@ -83,10 +85,15 @@ export class PlayerHost {
 
   /** Saves the player (fenced by his epoch). A refused save means another server owns him now: he is dropped here. */
   async save(loaded: LoadedPlayer): Promise<void> {
+    let taken: [string, string][] = [];
     try {
-      await this.saves.save(loaded.pid, loaded.epoch, () => loaded.player.toDocument());
+      await this.saves.save(loaded.pid, loaded.epoch, () => {
+        taken = loaded.player.takeNewCalls();
+        return { data: loaded.player.toDocument(), calls: taken };
+      });
       loaded.player.dirty = false;
     } catch (error) {
+      loaded.player.returnNewCalls(taken);
       if (error instanceof StaleOwnerError) this.drop(loaded, 'another server owns this player now');
       throw error;
     }

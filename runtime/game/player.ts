@@ -7,6 +7,8 @@
  * (`loadOffline`) throws ReadOnlyPlayerError on every write, and nothing of it is ever saved.
  */
 import { InvalidParamsError, ReadOnlyPlayerError } from '../errors.js';
+import { decodeValue, encodeValue } from '../rpc/values.js';
+import { REMEMBERED_CALLS } from '../store/store.js';
 
 /** What the home server passes along with a player who goes away (its level, …). */
 export type PlayerData = Record<string, string | number | boolean | null>;
@@ -31,12 +33,7 @@ export interface PlayerDocument {
   items: Map<number, number>;
   mails: Mail[];
   nextMailId: number;
-  /** Results of the most recent remote calls that changed the player, by call id: a retried call returns its remembered result. */
-  calls: [string, unknown][];
 }
-
-/** How many call results a player remembers. */
-export const REMEMBERED_CALLS = 256;
 
 function integer(name: string, value: unknown, min = -Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
@@ -88,7 +85,7 @@ export class Player {
 
   /** A new player's document. */
   static newDocument(pid: number): PlayerDocument {
-    return { pid, name: `player${pid}`, level: 1, gold: 0, items: new Map(), mails: [], nextMailId: 1, calls: [] };
+    return { pid, name: `player${pid}`, level: 1, gold: 0, items: new Map(), mails: [], nextMailId: 1 };
   }
 
   /** Adds (or, when negative, spends) gold; refuses to go below zero. Returns the amount added. */
@@ -130,17 +127,44 @@ export class Player {
     return this.doc;
   }
 
-  /** The remembered result of call `id`, if it ran on this player. */
-  rememberedCall(id: string): { result: unknown } | undefined {
-    const found = this.doc.calls.find(([callId]) => callId === id);
-    return found ? { result: found[1] } : undefined;
+  /**
+   * Results of the latest remote calls that changed the player, by call id (as stored: the
+   * result's wire text). A retried call returns its remembered result instead of running again;
+   * they are saved with the document, so a server the player moves to knows them too.
+   */
+  private readonly calls = new Map<string, string>();
+  private newCalls: [string, string][] = [];
+
+  /** Restores the remembered call results of a loaded document (oldest first). */
+  restoreCalls(calls: [string, string][]): void {
+    for (const [id, text] of calls) this.calls.set(id, text);
   }
 
-  /** Remembers the result of call `id` (kept with the document, so a new owner knows it too). */
+  /** The remembered result of call `id`, if it ran on this player. */
+  rememberedCall(id: string): { result: unknown } | undefined {
+    const text = this.calls.get(id);
+    return text === undefined ? undefined : { result: decodeValue(JSON.parse(text)) };
+  }
+
+  /** Remembers the result of call `id`; it is saved with the player's next save. */
   rememberCall(id: string, result: unknown): void {
-    const calls = this.change().calls;
-    calls.push([id, result]);
-    if (calls.length > REMEMBERED_CALLS) calls.splice(0, calls.length - REMEMBERED_CALLS);
+    this.change();
+    const text = JSON.stringify(encodeValue(result, 'a call result'));
+    this.calls.set(id, text);
+    if (this.calls.size > REMEMBERED_CALLS) this.calls.delete(this.calls.keys().next().value!);
+    this.newCalls.push([id, text]);
+  }
+
+  /** The call results remembered since the last save (the save takes them). */
+  takeNewCalls(): [string, string][] {
+    const calls = this.newCalls;
+    this.newCalls = [];
+    return calls;
+  }
+
+  /** Puts back call results a failed save took. */
+  returnNewCalls(calls: [string, string][]): void {
+    this.newCalls = [...calls, ...this.newCalls];
   }
 
   /** The writable document, marked changed; throws ReadOnlyPlayerError on a read-only copy. */

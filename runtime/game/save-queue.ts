@@ -5,9 +5,15 @@
  */
 import type { Store } from '../store/store.js';
 
+/** What a save takes when its batch leaves: the document and the call results to remember with it. */
+export interface Snapshot {
+  data: unknown;
+  calls?: [string, string][];
+}
+
 interface PendingSave {
   epoch: number;
-  snapshot: () => unknown;
+  snapshot: () => Snapshot;
   waiters: { resolve: () => void; reject: (error: Error) => void }[];
 }
 
@@ -18,7 +24,7 @@ export class SaveQueue {
   constructor(private readonly store: Store) {}
 
   /** Saves the player's document (taken when the batch leaves) under `epoch`; resolves once stored. */
-  save(pid: number, epoch: number, snapshot: () => unknown): Promise<void> {
+  save(pid: number, epoch: number, snapshot: () => Snapshot): Promise<void> {
     return new Promise((resolve, reject) => {
       let entry = this.pending.get(pid);
       if (!entry || entry.epoch !== epoch) {
@@ -30,7 +36,7 @@ export class SaveQueue {
       entry.waiters.push({ resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => void this.flush());
+        process.nextTick(() => void this.flush());
       }
     });
   }
@@ -42,7 +48,7 @@ export class SaveQueue {
     if (batch.length === 0) return;
     let results: (Error | null)[];
     try {
-      const saves = batch.map(([pid, entry]) => ({ pid, epoch: entry.epoch, data: entry.snapshot() }));
+      const saves = batch.map(([pid, entry]) => ({ pid, epoch: entry.epoch, ...entry.snapshot() }));
       results = await this.store.saveDocuments(saves);
     } catch (error) {
       results = batch.map(() => error as Error);

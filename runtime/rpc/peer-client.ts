@@ -103,7 +103,7 @@ export class PeerClient {
       this.outbox.push(text);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(this.flushBound);
+        process.nextTick(this.flushBound);
       }
     });
   }

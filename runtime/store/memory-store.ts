@@ -10,6 +10,7 @@ import type {
   Claim, FencedSave, Mark, Profile, ProfileChange, ProfileValue, Route, RouteChange, ServerRecord, Store,
   StoredDocument, Unsubscribe,
 } from './store.js';
+import { REMEMBERED_CALLS } from './store.js';
 import { staleOwner } from './store-errors.js';
 
 export class MemoryStore implements Store {
@@ -17,7 +18,7 @@ export class MemoryStore implements Store {
   private readonly routes = new Map<number, Route>();
   private readonly marks = new Map<number, Mark>();
   private readonly marked = new Map<string, Set<number>>();
-  private readonly documents = new Map<number, { text: string; epoch: number }>();
+  private readonly documents = new Map<number, { text: string; epoch: number; calls: Map<string, string> }>();
   private readonly profiles = new Map<number, Profile>();
   private readonly servers = new Map<string, { record: ServerRecord; expiresAt: number }>();
   private readonly routeListeners = new Listeners<RouteChange>('route change');
@@ -113,7 +114,10 @@ export class MemoryStore implements Store {
 
   async loadDocument(pid: number): Promise<StoredDocument | null> {
     const stored = this.documents.get(pid);
-    return stored ? { data: decodeDocument(stored.text), epoch: stored.epoch } : null;
+    if (!stored) return null;
+    const document: StoredDocument = { data: decodeDocument(stored.text), epoch: stored.epoch };
+    if (stored.calls.size > 0) document.calls = [...stored.calls];
+    return document;
   }
 
   async saveDocument(pid: number, epoch: number, data: unknown): Promise<void> {
@@ -122,11 +126,17 @@ export class MemoryStore implements Store {
   }
 
   async saveDocuments(saves: FencedSave[]): Promise<(Error | null)[]> {
-    return saves.map(({ pid, epoch, data }) => {
+    return saves.map(({ pid, epoch, data, calls }) => {
       const route = this.routes.get(pid);
       if (!route) return new NotFoundError(`Player ${pid} has no route: a document is saved only for a routed player.`, { pid });
       if (route.epoch !== epoch) return staleOwner(pid, epoch, route);
-      this.documents.set(pid, { text: encodeDocument(data), epoch });
+      const remembered = this.documents.get(pid)?.calls ?? new Map<string, string>();
+      for (const [id, text] of calls ?? []) {
+        remembered.delete(id);
+        remembered.set(id, text);
+        if (remembered.size > REMEMBERED_CALLS) remembered.delete(remembered.keys().next().value!);
+      }
+      this.documents.set(pid, { text: encodeDocument(data), epoch, calls: remembered });
       return null;
     });
   }

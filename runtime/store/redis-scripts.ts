@@ -32,7 +32,8 @@ export const LUA: [string, string, number][] = [
   ],
   [
     'kfClaimAndLoad',
-    // KEYS: route, doc. ARGV as kfClaimRoute. Also returns the document and its writer's epoch.
+    // KEYS: route, doc, calls. ARGV as kfClaimRoute. Also returns the document hash (data, epoch,
+    // c:<id> call results) and the remembered call ids, newest first.
     `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
      if not r[1] then return {'missing'} end
      if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
@@ -40,9 +41,13 @@ export const LUA: [string, string, number][] = [
      redis.call('HSET', KEYS[1], 'at', ARGV[2], 'epoch', epoch, 'online', ARGV[3])
      if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'go', '', 'goEpoch', '0') end
      redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. r[1] .. ' ' .. ARGV[2])
-     local d = redis.call('HMGET', KEYS[2], 'data', 'epoch')
-     return {'ok', r[1], ARGV[2], epoch, ARGV[3], d[1], d[2]}`,
-    2,
+     local d = redis.call('HGETALL', KEYS[2])
+     local reply = {'ok', r[1], ARGV[2], epoch, ARGV[3], tostring(#d)}
+     for i = 1, #d do reply[#reply + 1] = d[i] end
+     local ids = redis.call('LRANGE', KEYS[3], 0, -1)
+     for i = 1, #ids do reply[#reply + 1] = ids[i] end
+     return reply`,
+    3,
   ],
   [
     'kfSetOnline',
@@ -79,13 +84,25 @@ export const LUA: [string, string, number][] = [
   ],
   [
     'kfSaveDocument',
-    // KEYS: route, doc. ARGV: epoch, data. Fenced: refused unless epoch is the route's current one.
+    // KEYS: route, doc, calls. ARGV: epoch, data, how many call results to keep, then call id and
+    // result pairs. Fenced: refused unless epoch is the route's current one. Call results live in
+    // the doc hash as c:<id>; the calls list orders their ids, newest first, to forget the oldest.
     `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
      if not r[1] then return {'missing'} end
      if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
      redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1])
+     if #ARGV > 3 then
+       for i = 4, #ARGV, 2 do
+         redis.call('HSET', KEYS[2], 'c:' .. ARGV[i], ARGV[i + 1])
+         redis.call('LPUSH', KEYS[3], ARGV[i])
+       end
+       local keep = tonumber(ARGV[3])
+       while redis.call('LLEN', KEYS[3]) > keep do
+         redis.call('HDEL', KEYS[2], 'c:' .. redis.call('RPOP', KEYS[3]))
+       end
+     end
      return {'ok'}`,
-    2,
+    3,
   ],
   [
     'kfUpdateProfile',

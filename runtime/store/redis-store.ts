@@ -17,6 +17,7 @@ import type {
   Claim, FencedSave, Mark, Profile, ProfileChange, ProfileValue, Route, RouteChange, ServerRecord, Store,
   StoredDocument, Unsubscribe,
 } from './store.js';
+import { REMEMBERED_CALLS } from './store.js';
 import { staleOwner } from './store-errors.js';
 import { LUA } from './redis-scripts.js';
 
@@ -27,6 +28,7 @@ const SERVER_SET = 'kf:servers'; // sorted set: name scored by the expiry of its
 const routeKey = (pid: number) => `kf:{${pid}}:route`;
 const documentKey = (pid: number) => `kf:{${pid}}:doc`;
 const profileKey = (pid: number) => `kf:{${pid}}:profile`;
+const callsKey = (pid: number) => `kf:{${pid}}:calls`;
 const serverKey = (name: string) => `kf:server:${name}`;
 const markedKey = (home: string) => `kf:marked:${home}`;
 
@@ -35,11 +37,11 @@ type ScriptReply = (string | null)[];
 interface KuafuCommands {
   kfEnsureRoute(route: string, home: string, pid: string, channel: string): Promise<ScriptReply>;
   kfClaimRoute(route: string, expectEpoch: string, at: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
-  kfClaimAndLoad(route: string, doc: string, expectEpoch: string, at: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
+  kfClaimAndLoad(route: string, doc: string, calls: string, expectEpoch: string, at: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
   kfSetOnline(route: string, epoch: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
   kfReleaseToHome(route: string, epoch: string, pid: string, channel: string): Promise<ScriptReply>;
   kfSetMark(route: string, go: string, epoch: string): Promise<ScriptReply>;
-  kfSaveDocument(route: string, doc: string, epoch: string, data: string): Promise<ScriptReply>;
+  kfSaveDocument(route: string, doc: string, calls: string, epoch: string, data: string, keep: string, ...callPairs: string[]): Promise<ScriptReply>;
   kfUpdateProfile(profile: string, pid: string, channel: string, changed: string, ...fieldValues: string[]): Promise<string[]>;
 }
 
@@ -144,11 +146,28 @@ export class RedisStore implements Store {
 
   async claimAndLoad(pid: number, claim: Claim): Promise<{ route: Route; document: StoredDocument | null }> {
     const reply = await this.run(() =>
-      this.redis.kfClaimAndLoad(routeKey(pid), documentKey(pid), String(claim.expectEpoch), claim.at, claim.online ? '1' : '0', String(pid), ROUTE_CHANNEL),
+      this.redis.kfClaimAndLoad(routeKey(pid), documentKey(pid), callsKey(pid), String(claim.expectEpoch), claim.at, claim.online ? '1' : '0', String(pid), ROUTE_CHANNEL),
     );
     const route = this.routeOrThrow(pid, claim.expectEpoch, reply);
-    const text = reply[5];
-    return { route, document: text ? { data: decodeDocument(text), epoch: Number(reply[6]) } : null };
+    // reply: ok, route (4), count of doc hash fields, the doc hash flat, then the call ids.
+    const fields = Number(reply[5]);
+    const hash: Record<string, string> = {};
+    for (let i = 6; i < 6 + fields; i += 2) hash[reply[i]!] = reply[i + 1]!;
+    return { route, document: this.documentFrom(hash, reply.slice(6 + fields) as string[]) };
+  }
+
+  /** A stored document from its hash (`data`, `epoch`, `c:<id>` results) and its call ids, newest first. */
+  private documentFrom(hash: Record<string, string>, newestFirst: string[]): StoredDocument | null {
+    if (hash.data === undefined) return null;
+    const document: StoredDocument = { data: decodeDocument(hash.data), epoch: Number(hash.epoch) };
+    const calls: [string, string][] = [];
+    for (let i = newestFirst.length - 1; i >= 0; i--) {
+      const id = newestFirst[i]!;
+      const text = hash[`c:${id}`];
+      if (text !== undefined) calls.push([id, text]);
+    }
+    if (calls.length > 0) document.calls = calls;
+    return document;
   }
 
   async setOnline(pid: number, epoch: number, online: boolean): Promise<Route> {
@@ -192,8 +211,7 @@ export class RedisStore implements Store {
   // ---- documents -------------------------------------------------------------------------------
 
   async loadDocument(pid: number): Promise<StoredDocument | null> {
-    const [text, epoch] = await this.run(() => this.redis.hmget(documentKey(pid), 'data', 'epoch'));
-    return text == null ? null : { data: decodeDocument(text), epoch: Number(epoch) };
+    return this.documentFrom(await this.run(() => this.redis.hgetall(documentKey(pid))), await this.run(() => this.redis.lrange(callsKey(pid), 0, -1)));
   }
 
   async saveDocument(pid: number, epoch: number, data: unknown): Promise<void> {
@@ -202,12 +220,18 @@ export class RedisStore implements Store {
   }
 
   async saveDocuments(saves: FencedSave[]): Promise<(Error | null)[]> {
-    const encoded = saves.map((save) => encodeDocument(save.data));
-    const pipeline = this.redis.pipeline() as unknown as KuafuCommands & { exec(): Promise<[Error | null, unknown][] | null> };
-    saves.forEach((save, i) => pipeline.kfSaveDocument(routeKey(save.pid), documentKey(save.pid), String(save.epoch), encoded[i]!));
-    const results = await this.run(() => pipeline.exec());
+    // Issued in one tick, the scripts leave in one write (auto-pipelining): one round trip for all.
+    const replies = saves.map((save) =>
+      this.redis.kfSaveDocument(
+        routeKey(save.pid), documentKey(save.pid), callsKey(save.pid), String(save.epoch), encodeDocument(save.data), String(REMEMBERED_CALLS),
+        ...(save.calls ?? []).flat(),
+      ).then(
+        (reply) => [null, reply] as const,
+        (error: Error) => [error, null] as const,
+      ));
+    const results = await Promise.all(replies);
     return saves.map((save, i) => {
-      const [error, reply] = results?.[i] ?? [new Error('no reply'), null];
+      const [error, reply] = results[i]!;
       if (error) return this.storeError(error);
       const r = reply as ScriptReply;
       if (r[0] === 'ok') return null;

@@ -50,13 +50,24 @@ export interface Mark {
 export interface StoredDocument {
   data: unknown;
   epoch: number;
+  /**
+   * The remembered results of the latest calls that changed the player, oldest first, as
+   * `[call id, result text]` (present when there are any): a retried call finds its result here,
+   * whichever server owns the player now.
+   */
+  calls?: [string, string][];
 }
+
+/** How many call results a player's document remembers (the oldest are forgotten first). */
+export const REMEMBERED_CALLS = 256;
 
 /** One fenced save: a player's document written under the epoch it was loaded with. */
 export interface FencedSave {
   pid: number;
   epoch: number;
   data: unknown;
+  /** Call results to remember with this save, `[call id, result text]`, oldest first. */
+  calls?: [string, string][];
 }
 
 /** Profile field values: what a profile can hold. */
