@@ -24,13 +24,14 @@ export interface Mail {
   sentAt: number;
 }
 
-/** The player document as stored (superjson keeps its Map). */
+/** The player document as stored: plain JSON, so saving it is cheap. */
 export interface PlayerDocument {
   pid: number;
   name: string;
   level: number;
   gold: number;
-  items: Map<number, number>;
+  /** Item counts by type id. */
+  items: Record<string, number>;
   mails: Mail[];
   nextMailId: number;
 }
@@ -85,7 +86,7 @@ export class Player {
 
   /** A new player's document. */
   static newDocument(pid: number): PlayerDocument {
-    return { pid, name: `player${pid}`, level: 1, gold: 0, items: new Map(), mails: [], nextMailId: 1 };
+    return { pid, name: `player${pid}`, level: 1, gold: 0, items: {}, mails: [], nextMailId: 1 };
   }
 
   /** Adds (or, when negative, spends) gold; refuses to go below zero. Returns the amount added. */
@@ -199,8 +200,8 @@ export class ItemDb {
     }
     reasonOf(reason);
     const items = this.player.change().items;
-    const total = (items.get(typeId) ?? 0) + count;
-    items.set(typeId, total);
+    const total = (items[typeId] ?? 0) + count;
+    items[typeId] = total;
     return total;
   }
 
@@ -209,18 +210,18 @@ export class ItemDb {
     integer('typeId', typeId, 1);
     integer('count', count, 1);
     reasonOf(reason);
-    const have = this.player.document.items.get(typeId) ?? 0;
+    const have = this.player.document.items[typeId] ?? 0;
     if (have < count) throw new InvalidParamsError(`player ${this.player.pid} has ${have} of item ${typeId}, fewer than ${count}`);
     const items = this.player.change().items;
-    if (have === count) items.delete(typeId);
-    else items.set(typeId, have - count);
+    if (have === count) delete items[typeId];
+    else items[typeId] = have - count;
     return have - count;
   }
 
   /** How many items of `typeId` he has. */
   getitemcount(typeId: number): number {
     integer('typeId', typeId, 1);
-    return this.player.document.items.get(typeId) ?? 0;
+    return this.player.document.items[typeId] ?? 0;
   }
 }
 

@@ -4,11 +4,13 @@
  * The bridge (LIBRARY-NOTES, second design): the host enters the isolate synchronously on its own
  * main thread — `applySync` on the SDK's `start` (a new call) or `settle` (a batch of answers) —
  * and every entry is bounded by the sync `timeout`. The script's microtasks run inside the entry.
- * While it runs, the SDK reports through three synchronous `ivm.Callback`s: `request` (a remote
- * call or look-up: queued), `finish` (a call ended), `log`. When the entry returns, the host hands
- * every queued request to its ScriptServices in one synchronous loop (so calls of one tick go out
- * as one batch per server). Answers are collected and settled into the isolate in one entry per
- * microtask turn.
+ * What the script sends meanwhile (remote calls, look-ups, the ends of calls) goes into the SDK's
+ * outbox, which the entry answers: isolated-vm copies an entry's result after the microtasks ran,
+ * so one copy carries everything out. The host checks every message again (the SDK runs next to
+ * the script), then hands the requests of that entry to its ScriptServices in one synchronous
+ * loop (so calls of one tick go out as one batch per server). Answers are collected and settled
+ * into the isolate in one entry per microtask turn. Log lines go out at once, through a
+ * synchronous `ivm.Callback`.
  *
  * Limits: memory (`memoryLimit`; V8 disposes the isolate when it is broken), CPU of every entry
  * (the sync `timeout`), and a wall-clock deadline per call that covers awaits (a timer). A broken
@@ -21,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { KuafuError, ValueTypeError } from '../errors.js';
 import { checkValue } from '../rpc/values.js';
 import type { Logger } from '../util/log.js';
-import type { BridgeError, LogLevel, RequestOp, SandboxConfig, Settlement } from '../../sdk/protocol.js';
+import type { BridgeError, LogLevel, Outbox, RequestOp, SandboxConfig, Settlement } from '../../sdk/protocol.js';
 import { ScriptError, ScriptLimitError, type ScriptLimit } from './script-error.js';
 import type { ScriptServices } from './script-services.js';
 import { SDK_FILENAME, type StackMapper } from './source-maps.js';
@@ -143,13 +145,8 @@ export class BundleInstance {
       maxLogChars: this.limits.maxLogChars,
     };
     const entries = context.evalClosureSync(
-      `${prelude}\nreturn ${SDK_GLOBAL}.install({ request: $0, finish: $1, log: $2 }, $3);`,
-      [
-        new ivm.Callback(this.onRequest),
-        new ivm.Callback(this.onFinish),
-        new ivm.Callback(this.onLog),
-        JSON.stringify(config),
-      ],
+      `${prelude}\nreturn ${SDK_GLOBAL}.install({ log: $0 }, $1);`,
+      [new ivm.Callback(this.onLog), JSON.stringify(config)],
       { result: { reference: true }, timeout: this.limits.syncLimitMs, filename: SDK_FILENAME },
     ) as Ref;
     let setExports: Ref | undefined;
@@ -175,13 +172,18 @@ export class BundleInstance {
       });
       module.evaluateSync({ timeout: this.limits.syncLimitMs });
       const namespace = module.namespace;
+      let names: string[];
+      let early: Outbox;
       try {
-        return setExports.applySync(undefined, [namespace.derefInto()], {
+        [names, early] = setExports.applySync(undefined, [namespace.derefInto()], {
           result: { copy: true }, timeout: this.limits.syncLimitMs,
-        }) as string[];
+        }) as [string[], Outbox];
       } finally {
         namespace.release();
       }
+      // Requests of the top-level code: no call is running, so each is refused (once settled).
+      this.absorb(early);
+      return names;
     } finally {
       setExports.release();
       module?.release();
@@ -229,11 +231,9 @@ export class BundleInstance {
       this.callsStarted++;
       const start = () => {
         if (this.state === 'dead') return;
-        this.enter(record, () => {
-          this.startRef!.applySync(undefined, [id, fn, args], {
-            arguments: { copy: true }, timeout: this.limits.syncLimitMs,
-          });
-        });
+        this.enter(record, () => this.startRef!.applySync(undefined, [id, fn, args], {
+          arguments: { copy: true }, result: { copy: true }, timeout: this.limits.syncLimitMs,
+        }) as Outbox);
       };
       if (this.entered) this.deferredStarts.push(start);
       else start();
@@ -274,21 +274,22 @@ export class BundleInstance {
   // ---- entries into the isolate ----------------------------------------------------------------
 
   /**
-   * Runs one synchronous entry into the isolate. Afterwards, hands the requests the script queued
-   * to the services in one loop. An entry that throws broke a limit (or the sandbox itself):
-   * `starting` is the call the entry started, if it started one.
+   * Runs one synchronous entry into the isolate and takes in what the script sent during it; then
+   * hands the requests to the services in one loop. An entry that throws broke a limit (or the
+   * sandbox itself): `starting` is the call the entry started, if it started one.
    */
-  private enter(starting: CallRecord | undefined, body: () => void): void {
+  private enter(starting: CallRecord | undefined, body: () => Outbox): void {
     this.entered = true;
+    let outbox: Outbox;
     try {
-      body();
+      outbox = body();
     } catch (error) {
       this.entered = false;
-      this.outbox = [];
       this.breakOn(error, starting);
       return;
     }
     this.entered = false;
+    this.absorb(outbox);
     this.flushOutbox();
     if (this.state === 'retiring' && this.calls.size === 0) {
       this.dispose();
@@ -296,6 +297,16 @@ export class BundleInstance {
     }
     if (this.settlements.length > 0 && !this.settleScheduled) this.scheduleSettle();
     while (this.deferredStarts.length > 0 && !this.entered && this.state !== 'dead') this.deferredStarts.shift()!();
+  }
+
+  /** Takes in an entry's outbox: ends of calls settle them; requests are checked and queued. */
+  private absorb(outbox: unknown): void {
+    if (!Array.isArray(outbox)) return;
+    for (const message of outbox) {
+      if (!Array.isArray(message)) continue;
+      if (message[0] === 1) this.onFinish(message[1], message[2], message[3]);
+      else if (message[0] === 0) this.onRequest(message[1], message[2], message[3], message[4], message[5]);
+    }
   }
 
   private scheduleSettle(): void {
@@ -309,9 +320,9 @@ export class BundleInstance {
     if (this.entered) return; // enter() schedules again when it returns
     const batch = this.settlements;
     this.settlements = [];
-    this.enter(undefined, () => {
-      this.settleRef!.applySync(undefined, [batch], { arguments: { copy: true }, timeout: this.limits.syncLimitMs });
-    });
+    this.enter(undefined, () => this.settleRef!.applySync(undefined, [batch], {
+      arguments: { copy: true }, result: { copy: true }, timeout: this.limits.syncLimitMs,
+    }) as Outbox);
   };
 
   private flushOutbox(): void {
@@ -373,9 +384,9 @@ export class BundleInstance {
     };
   }
 
-  // ---- callbacks from the sandbox (run inside an entry: never enter the isolate from here) -------
+  // ---- what the sandbox sends (taken in after each entry) -------------------------------------------
 
-  private readonly onRequest = (id: unknown, op: unknown, pid: unknown, path: unknown, args: unknown): void => {
+  private onRequest(id: unknown, op: unknown, pid: unknown, path: unknown, args: unknown): void {
     if (this.state === 'dead' || typeof id !== 'number') return;
     const problem = this.checkRequest(op, pid, path, args);
     if (problem !== null) {
@@ -383,7 +394,7 @@ export class BundleInstance {
       return;
     }
     this.outbox.push({ id, op: op as RequestOp, pid: pid as number, path: path as string[] | null, args: args as unknown[] | null });
-  };
+  }
 
   /** The host checks every request again: the SDK runs inside the sandbox, next to the script. */
   private checkRequest(op: unknown, pid: unknown, path: unknown, args: unknown): BridgeError | null {
@@ -410,7 +421,7 @@ export class BundleInstance {
     return null;
   }
 
-  private readonly onFinish = (callId: unknown, ok: unknown, value: unknown): void => {
+  private onFinish(callId: unknown, ok: unknown, value: unknown): void {
     if (typeof callId !== 'number') return;
     const record = this.calls.get(callId);
     if (record === undefined) return;
@@ -427,8 +438,9 @@ export class BundleInstance {
     } else {
       this.fail(record, this.scriptError(record.fn, value));
     }
-  };
+  }
 
+  /** A log line, sent by the SDK at once through a synchronous callback (inside an entry). */
   private readonly onLog = (level: unknown, text: unknown): void => {
     if (this.state === 'dead') return;
     const at = typeof level === 'string' && LOG_LEVELS.has(level as LogLevel) ? (level as LogLevel) : 'info';
