@@ -134,6 +134,8 @@ export async function cleanupCluster(): Promise<void> {
 export interface ServerSpec {
   name: string;
   roles: string[];
+  /** Client gateway port (game servers): 0 picks a free one; left out, the config has none. */
+  gatewayPort?: number;
 }
 
 export interface ClusterConfigOptions {
@@ -160,7 +162,9 @@ export function writeClusterConfig(options: ClusterConfigOptions): ClusterConfig
     store: options.store ?? { kind: 'memory' },
     rpcTimeoutMs: options.rpcTimeoutMs ?? 5000,
     heartbeatMs: options.heartbeatMs ?? 1000,
-    servers: options.servers.map((s) => ({ name: s.name, roles: s.roles, rpcPort: 0 })),
+    servers: options.servers.map((s) => ({
+      name: s.name, roles: s.roles, rpcPort: 0, ...(s.gatewayPort === undefined ? {} : { gatewayPort: s.gatewayPort }),
+    })),
   };
   const path = join(dir, 'cluster.json');
   writeFileSync(path, JSON.stringify(config, null, 2));
@@ -302,21 +306,25 @@ export function spawnKuafu(args: string[], options: { label?: string; nodeArgs?:
   return new KuafuProcess(options.label ?? `kuafu ${args[0] ?? ''}`, args, options.nodeArgs);
 }
 
-/** A `kuafu serve` process and the address it listens on. */
+/** A `kuafu serve` process and the addresses it listens on. */
 export interface ServeProcess extends KuafuProcess {
   name: string;
+  /** Its JSON-RPC address. */
   url: string;
+  /** Its client gateway (`gateway ws://…` on its line), or '' when it has none. */
+  gateway: string;
 }
 
+/** A server's line: `  NAME  roles  rpc ws://…` and, for a server with a client gateway, `  gateway ws://…`. */
 function rpcLine(name: string): RegExp {
-  return new RegExp(`^\\s*${name.replace(/[.]/g, '\\.')}\\s+\\S+\\s+rpc (ws://\\S+)\\s*$`, 'm');
+  return new RegExp(`^\\s*${name.replace(/[.]/g, '\\.')}\\s+\\S+\\s+rpc (ws://\\S+)(?:\\s+gateway (ws://\\S+))?\\s*$`, 'm');
 }
 
 /** `kuafu serve --config F --server NAME --redis URL`; resolves once it prints its `rpc ws://…` line. */
 export async function spawnServe(configPath: string, name: string, redisUrl: string): Promise<ServeProcess> {
   const proc = spawnKuafu(['serve', '--config', configPath, '--server', name, '--redis', redisUrl], { label: `kuafu serve ${name}` });
-  const [, url] = await proc.waitForOutput(rpcLine(name), `its "${name} … rpc ws://" line`);
-  return Object.assign(proc, { name, url: url! });
+  const [, url, gateway] = await proc.waitForOutput(rpcLine(name), `its "${name} … rpc ws://" line`);
+  return Object.assign(proc, { name, url: url!, gateway: gateway ?? '' });
 }
 
 /** Where each named server of a `kuafu up` listens, once it has printed all of their lines. */
@@ -336,6 +344,11 @@ export async function runKuafu(args: string[], ms = 30_000): Promise<{ code: num
 }
 
 // ---- clients ------------------------------------------------------------------------------------
+
+/** Registers something for cleanupCluster to close (a game client, a store, an in-process server…). */
+export function onCleanup(close: () => void | Promise<void>): void {
+  closers.add(close);
+}
 
 let clientCount = 0;
 
