@@ -16,7 +16,7 @@
  */
 import {
   InvalidParamsError, JSONRPC_CODES, KuafuError, RpcProtocolError, NotFoundError, PlayerMovedError, PlayerOfflineError, ServerUnavailableError,
-  StaleOwnerError, TokenInvalidError,
+  StaleOwnerError, TimeoutError, TokenInvalidError,
 } from '../errors.js';
 import type { ServerNode } from '../cluster/server-node.js';
 import { objectArg, pidField, stringField } from '../rpc/params.js';
@@ -215,7 +215,7 @@ export class GameServer {
         session.close(1000, `go to ${owner}`);
         return;
       } catch (error) {
-        if (!(error instanceof ServerUnavailableError)) throw error;
+        if (!(error instanceof ServerUnavailableError || error instanceof TimeoutError)) throw error;
       }
     }
     this.node.log.info(`player ${pid} was held by ${owner}, which is gone: taking him back home`);

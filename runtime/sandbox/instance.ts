@@ -13,7 +13,8 @@
  * synchronous `ivm.Callback`.
  *
  * Limits: memory (`memoryLimit`; V8 disposes the isolate when it is broken), CPU of every entry
- * (the sync `timeout`), and a wall-clock deadline per call that covers awaits (a timer). A broken
+ * (the sync `timeout`), and a wall-clock deadline per call that covers awaits (one timer per
+ * isolate, armed for the oldest call in flight). A broken
  * limit disposes the isolate: the call that broke it gets a ScriptLimitError naming the limit and
  * the bundle; the other calls in flight on that isolate get a ScriptError of kind `Stopped`. The
  * host makes a new isolate for the bundle on its next call.
@@ -53,7 +54,8 @@ interface CallRecord {
   fn: string;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
+  /** When its deadline passes (performance.now() ms). */
+  deadline: number;
   cpuAtStart: bigint;
 }
 
@@ -93,11 +95,15 @@ export class BundleInstance {
   private startRef: Ref | undefined;
   private settleRef: Ref | undefined;
   private readonly calls = new Map<number, CallRecord>();
-  private outbox: OutgoingRequest[] = [];
+  /** Requests taken in from the current entry, handed to the services when it ends. */
+  private toSend: OutgoingRequest[] = [];
   private settlements: Settlement[] = [];
+  /** Whether JSON carries every settlement queued so far exactly (then it goes in as text: cheaper). */
+  private settlementsJson = true;
   private settleScheduled = false;
   private entered = false;
   private readonly deferredStarts: Array<() => void> = [];
+  private deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly version: BundleVersion,
@@ -181,8 +187,9 @@ export class BundleInstance {
       } finally {
         namespace.release();
       }
-      // Requests of the top-level code: no call is running, so each is refused (once settled).
+      // Requests of the top-level code: no call is running, so each is refused.
       this.absorb(early);
+      if (this.settlements.length > 0) this.scheduleSettle();
       return names;
     } finally {
       setExports.release();
@@ -213,7 +220,7 @@ export class BundleInstance {
   }
 
   /** Runs the exported function `fn` with `args` (already checked); resolves with its result. */
-  call(fn: string, args: unknown[]): Promise<unknown> {
+  call(fn: string, args: unknown[], needsMoreThanJson = true): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
       if (this.state !== 'live') {
         reject(new ScriptError(`bundle ${this.name}: its isolate is ${this.state === 'dead' ? 'disposed' : 'retiring'}; call the host again`, {
@@ -224,16 +231,18 @@ export class BundleInstance {
       const id = ++nextCallId;
       const record: CallRecord = {
         id, fn, resolve, reject,
-        timer: setTimeout(() => this.onDeadline(record), this.limits.deadlineMs),
+        deadline: performance.now() + this.limits.deadlineMs,
         cpuAtStart: this.isolate.cpuTime,
       };
       this.calls.set(id, record);
+      if (this.deadlineTimer === undefined) this.armDeadline();
       this.callsStarted++;
       const start = () => {
         if (this.state === 'dead') return;
-        this.enter(record, () => this.startRef!.applySync(undefined, [id, fn, args], {
-          arguments: { copy: true }, result: { copy: true }, timeout: this.limits.syncLimitMs,
-        }) as Outbox);
+        this.enter(record, () => (needsMoreThanJson
+          ? this.startRef!.applySync(undefined, [id, fn, args], { arguments: { copy: true }, result: { copy: true }, timeout: this.limits.syncLimitMs })
+          : this.startRef!.applySync(undefined, [id, fn, JSON.stringify(args)], { result: { copy: true }, timeout: this.limits.syncLimitMs })
+        ) as Outbox);
       };
       if (this.entered) this.deferredStarts.push(start);
       else start();
@@ -319,16 +328,29 @@ export class BundleInstance {
     if (this.state === 'dead' || this.settlements.length === 0) return;
     if (this.entered) return; // enter() schedules again when it returns
     const batch = this.settlements;
+    const json = this.settlementsJson;
     this.settlements = [];
-    this.enter(undefined, () => this.settleRef!.applySync(undefined, [batch], {
-      arguments: { copy: true }, result: { copy: true }, timeout: this.limits.syncLimitMs,
-    }) as Outbox);
+    this.settlementsJson = true;
+    this.enter(undefined, () => (json
+      ? this.settleRef!.applySync(undefined, [JSON.stringify(batch)], { result: { copy: true }, timeout: this.limits.syncLimitMs })
+      : this.settleRef!.applySync(undefined, [batch], { arguments: { copy: true }, result: { copy: true }, timeout: this.limits.syncLimitMs })
+    ) as Outbox);
   };
 
+  /** Queues one settlement (an error's details may hold numbers JSON cannot carry). */
+  private settle(settlement: Settlement): void {
+    if (!settlement[1]) {
+      for (const detail of Object.values(settlement[2].details)) {
+        if (typeof detail === 'number' && (!Number.isFinite(detail) || Object.is(detail, -0))) this.settlementsJson = false;
+      }
+    }
+    this.settlements.push(settlement);
+  }
+
   private flushOutbox(): void {
-    if (this.outbox.length === 0) return;
-    const batch = this.outbox;
-    this.outbox = [];
+    if (this.toSend.length === 0) return;
+    const batch = this.toSend;
+    this.toSend = [];
     // One synchronous loop: the services batch the calls of one tick per server.
     for (const request of batch) {
       let answer: Promise<unknown>;
@@ -359,13 +381,15 @@ export class BundleInstance {
     if (this.state === 'dead') return;
     if (ok) {
       try {
-        checkValue(value, `the answer to ${describeRequest(request)}: result`, this.limits.maxValueBytes);
+        if (checkLabelled(value, () => `the answer to ${describeRequest(request)}: result`, this.limits.maxValueBytes)) {
+          this.settlementsJson = false;
+        }
       } catch (error) {
         ok = false;
         value = error;
       }
     }
-    this.settlements.push(ok ? [request.id, true, value] : [request.id, false, this.bridgeError(value, request)]);
+    this.settle(ok ? [request.id, true, value] : [request.id, false, this.bridgeError(value, request)]);
     if (!this.settleScheduled && !this.entered) this.scheduleSettle();
   }
 
@@ -390,10 +414,10 @@ export class BundleInstance {
     if (this.state === 'dead' || typeof id !== 'number') return;
     const problem = this.checkRequest(op, pid, path, args);
     if (problem !== null) {
-      this.settlements.push([id, false, problem]);
+      this.settle([id, false, problem]);
       return;
     }
-    this.outbox.push({ id, op: op as RequestOp, pid: pid as number, path: path as string[] | null, args: args as unknown[] | null });
+    this.toSend.push({ id, op: op as RequestOp, pid: pid as number, path: path as string[] | null, args: args as unknown[] | null });
   }
 
   /** The host checks every request again: the SDK runs inside the sandbox, next to the script. */
@@ -413,7 +437,7 @@ export class BundleInstance {
     }
     if (!Array.isArray(args)) return refuse('ValueType', `player.${path.join('.')}: the arguments must be a list`);
     try {
-      checkValue(args, `player.${path.join('.')}: args`, this.limits.maxValueBytes);
+      checkLabelled(args, () => `player.${path.join('.')}: args`, this.limits.maxValueBytes);
     } catch (error) {
       const message = error instanceof ValueTypeError ? error.message : messageOf(error);
       return refuse('ValueType', message);
@@ -427,13 +451,13 @@ export class BundleInstance {
     if (record === undefined) return;
     if (ok === true) {
       try {
-        checkValue(value, `${this.name}.${record.fn}: result`, this.limits.maxValueBytes);
+        checkLabelled(value, () => `${this.name}.${record.fn}: result`, this.limits.maxValueBytes);
       } catch (error) {
         this.fail(record, error as Error);
         return;
       }
       this.calls.delete(record.id);
-      clearTimeout(record.timer);
+      this.idleCheck();
       record.resolve(value);
     } else {
       this.fail(record, this.scriptError(record.fn, value));
@@ -528,8 +552,35 @@ export class BundleInstance {
 
   private fail(record: CallRecord, error: Error): void {
     if (!this.calls.delete(record.id)) return;
-    clearTimeout(record.timer);
+    this.idleCheck();
     record.reject(error);
+  }
+
+  /**
+   * One timer per isolate watches the deadlines: every call has the same deadline length, so the
+   * oldest call in flight (the first in `calls`, which keeps insertion order) is the next to expire.
+   */
+  private armDeadline(): void {
+    const oldest = this.calls.values().next().value as CallRecord | undefined;
+    if (oldest === undefined) return;
+    this.deadlineTimer = setTimeout(this.checkDeadline, Math.max(0, oldest.deadline - performance.now()) + 1);
+  }
+
+  private readonly checkDeadline = (): void => {
+    this.deadlineTimer = undefined;
+    if (this.state === 'dead') return;
+    const oldest = this.calls.values().next().value as CallRecord | undefined;
+    if (oldest === undefined) return;
+    if (performance.now() >= oldest.deadline) this.onDeadline(oldest);
+    else this.armDeadline();
+  };
+
+  /** No call in flight: the deadline timer goes, so an idle host does not keep the process alive. */
+  private idleCheck(): void {
+    if (this.calls.size === 0 && this.deadlineTimer !== undefined) {
+      clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
   }
 
   private releaseHandles(): void {
@@ -548,14 +599,28 @@ export class BundleInstance {
   private dispose(): void {
     if (this.state === 'dead') return;
     this.state = 'dead';
-    for (const record of this.calls.values()) clearTimeout(record.timer);
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
     this.calls.clear();
-    this.outbox = [];
+    this.toSend = [];
     this.settlements = [];
+    this.settlementsJson = true;
     this.deferredStarts.length = 0;
     this.releaseHandles();
     if (!this.isolate.isDisposed) this.isolate.dispose();
     this.onDead(this);
+  }
+}
+
+/**
+ * checkValue with a label made only when the value is refused (labels are strings built per call;
+ * almost every value passes).
+ */
+function checkLabelled(value: unknown, label: () => string, maxBytes: number): boolean {
+  try {
+    return checkValue(value, '', maxBytes);
+  } catch {
+    return checkValue(value, label(), maxBytes);
   }
 }
 

@@ -216,7 +216,15 @@ export class ScriptHost {
    * caller's own mistakes, NotFoundError (no such bundle), NotExportedError (no such function),
    * ValueTypeError (arguments that are not value types).
    */
-  async run(name: string, fn = 'main', args: unknown[] = []): Promise<unknown> {
+  run(name: string, fn = 'main', args: unknown[] = []): Promise<unknown> {
+    try {
+      return this.start(name, fn, args);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private start(name: string, fn: string, args: unknown[]): Promise<unknown> {
     this.checkOpen();
     const entry = this.bundles.get(name);
     if (!entry) {
@@ -224,7 +232,7 @@ export class ScriptHost {
       throw new NotFoundError(`no script bundle named "${name}" is loaded on this server; load it first (loaded: ${loaded.length ? loaded.join(', ') : 'none'})`);
     }
     if (!Array.isArray(args)) throw new ValueTypeError(`${name}.${fn}: args must be a list of values, e.g. [pid]`);
-    checkValue(args, `${name}.${fn}: args`, this.limits.maxValueBytes);
+    const needsMoreThanJson = checkValue(args, `${name}.${fn}: args`, this.limits.maxValueBytes);
     if (!entry.current) {
       entry.current = this.makeInstance(entry.version);
       entry.isolatesMade++;
@@ -236,7 +244,7 @@ export class ScriptHost {
         { bundle: name, fn },
       );
     }
-    return instance.call(fn, args);
+    return instance.call(fn, args, needsMoreThanJson);
   }
 
   /** Figures of bundle `name`: load time and memory of its isolate, calls in flight. */
