@@ -71,7 +71,8 @@ class Connection {
         const waiter = this.waiter;
         this.waiter = null;
         waiter(message);
-      } else if (message.type === 'kicked') {
+      } else if (message.type === 'kicked' || message.type === 'connect_to') {
+        // Not asked for: kicked by another login, or moved by the server (an operator's transfer).
         this.onUnsolicited(message);
       } else {
         this.queue.push(message);
@@ -123,6 +124,7 @@ class Connection {
 
   /** Closes at once, without the close handshake. */
   drop(): void {
+    if (this.closed) return;
     this.closed = true;
     this.ws.terminate();
   }
@@ -204,8 +206,24 @@ export class KuafuClient extends EventEmitter {
   private open(url: string): Promise<Connection> {
     return Connection.open(url, this.stepTimeoutMs, (message) => {
       this.server = null;
-      this.emit('kicked', message);
+      if (message.type === 'kicked') {
+        this.emit('kicked', message);
+        return;
+      }
+      // The server sent the player on by itself: follow, as after a go.
+      this.moving = this.settle(null, {}, message as unknown as ConnectTo).catch((error: Error) => {
+        this.emit('error', error);
+        return null;
+      });
     });
+  }
+
+  /** A move the server started by itself, while the client follows it (null when none). */
+  private moving: Promise<Entered | null> | null = null;
+
+  /** Resolves once a move the server started by itself (an operator's transfer) has ended. */
+  async settled(): Promise<Entered | null> {
+    return (await this.moving) ?? this.last;
   }
 
   /**
@@ -213,10 +231,26 @@ export class KuafuClient extends EventEmitter {
    * by entering the named server with the token, and falls back to logging in at home when a
    * token is refused or a server cannot be reached.
    */
-  private async settle(start: Connection | null, flags: { noFallback?: boolean } = {}): Promise<Entered> {
+  private async settle(start: Connection | null, flags: { noFallback?: boolean } = {}, firstMove?: ConnectTo): Promise<Entered> {
     let connection = start;
     let problem = '';
+    let move = firstMove;
     for (let hop = 0; hop <= this.maxHops; hop++) {
+      if (move) {
+        const next = move;
+        move = undefined;
+        this.emit('connect_to', next);
+        this.connection?.drop();
+        try {
+          connection = await this.open(next.addr);
+          this.connection = connection;
+          connection.send({ type: 'enter', pid: this.pid, token: next.token });
+        } catch (error) {
+          problem = `destination ${next.go_srvname} unreachable: ${(error as Error).message}`;
+          this.emit('fallback', problem);
+          connection = null;
+        }
+      }
       if (!connection) {
         // Log in at home.
         try {
@@ -236,18 +270,8 @@ export class KuafuClient extends EventEmitter {
         return entered;
       }
       if (message?.type === 'connect_to') {
-        const move = message as unknown as ConnectTo;
-        this.emit('connect_to', move);
-        connection.drop(); // the server is closing it anyway: no close handshake needed
-        try {
-          connection = await this.open(move.addr);
-          this.connection = connection;
-          connection.send({ type: 'enter', pid: this.pid, token: move.token });
-        } catch (error) {
-          problem = `destination ${move.go_srvname} unreachable: ${(error as Error).message}`;
-          this.emit('fallback', problem);
-          connection = null;
-        }
+        // The server is closing this connection anyway: it is dropped without a close handshake.
+        move = message as unknown as ConnectTo;
         continue;
       }
       if (message?.type === 'error') {

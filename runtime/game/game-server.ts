@@ -26,7 +26,7 @@ import { Gateway } from './gateway.js';
 import { REFERENCE_PLAYER_MODEL, type Player, type PlayerData, type PlayerModel } from './player.js';
 import { PlayerHost, type ClientSession, type LoadedPlayer } from './player-host.js';
 import { Scripting } from './scripting.js';
-import { DEFAULT_TOKEN_TTL_MS, TokenLedger, issueToken, verifyToken, type TokenClaims } from './tokens.js';
+import { DEFAULT_TOKEN_TTL_MS, TokenLedger, claimsExpiry, issueToken, verifyToken, type TokenClaims } from './tokens.js';
 
 /** After this many heartbeats without an answer from a marked player's server, the home takes him back. */
 export const MISSED_BEATS_BEFORE_RELEASE = 3;
@@ -66,6 +66,7 @@ export class GameServer {
   private heartbeat: NodeJS.Timeout | null = null;
   private beating = false;
   private stopping = false;
+  private unsubscribe: (() => void) | null = null;
   private readonly tokenTtlMs: number;
   private readonly scriptsDir: string;
   private readonly playerData: (player: Player) => PlayerData;
@@ -93,6 +94,7 @@ export class GameServer {
   }
 
   async start(): Promise<void> {
+    this.unsubscribe = this.node.store.onRouteChange((change) => this.host.routeChanged(change.pid, change.epoch));
     await this.gateway.listen();
     if (this.scriptsDir) await this.scripts.watchFolder(this.scriptsDir);
     this.heartbeat = setInterval(() => void this.beat(), this.node.heartbeatMs);
@@ -101,6 +103,7 @@ export class GameServer {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.unsubscribe?.();
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     // Save every player still here before going (fenced: a player lost meanwhile is not overwritten).
@@ -141,10 +144,12 @@ export class GameServer {
       'player.status': (arg: unknown) => {
         const pids = objectArg(arg, 'player.status').pids;
         if (!Array.isArray(pids)) throw new InvalidParamsError('player.status needs "pids", an array of player ids');
-        return pids.map((pid) => {
+        return Promise.all(pids.map(async (pid) => {
           const loaded = this.host.get(Number(pid));
-          return { pid, online: Boolean(loaded && loaded.session) };
-        });
+          if ((loaded && loaded.session) || this.host.arriving.has(Number(pid))) return { pid, online: true };
+          // A player between here and his next server still counts as online until he arrives or his token expires.
+          return { pid, online: await this.host.stillDeparting(Number(pid)) };
+        }));
       },
       /** Runs a method of the player's RPC surface on his owner (this server), at most once per call id. */
       'player.invoke': (arg: unknown) => {
@@ -210,7 +215,9 @@ export class GameServer {
     if (alive) {
       try {
         const { token } = issueToken(this.node.secret, { kind: 'transfer', pid, source: this.name, destination: owner, home: this.name, epoch: route.epoch }, this.tokenTtlMs);
-        const { gateway } = await this.node.call<{ gateway: string }>(owner, 'transfer.expect', { token, pid, playerData: {} });
+        // What the home passes along, from his stored copy (the home does not hold him).
+        const playerData = this.playerData(await this.host.loadOffline(pid));
+        const { gateway } = await this.node.call<{ gateway: string }>(owner, 'transfer.expect', { token, pid, playerData });
         session.send({ type: 'connect_to', token, go_srvname: owner, home_srvname: this.name, addr: gateway });
         session.close(1000, `go to ${owner}`);
         return;
@@ -260,6 +267,7 @@ export class GameServer {
       ]);
       const session = loaded.session;
       this.host.players.delete(pid);
+      this.host.departed(pid, to, loaded.epoch, claimsExpiry(token));
       session?.send({ type: 'connect_to', token, go_srvname: to, home_srvname: home, addr: gateway });
       if (session) {
         session.pid = null;
@@ -304,18 +312,25 @@ export class GameServer {
     }
     let route: Route;
     let document: StoredDocument | null;
+    this.host.arriving.add(pid);
     try {
       ({ route, document } = await this.node.store.claimAndLoad(pid, { expectEpoch: claims.epoch, at: atHome ? '' : this.name, online: true }));
     } catch (error) {
+      this.host.arriving.delete(pid);
       if (error instanceof StaleOwnerError) {
         throw new TokenInvalidError(`Player ${pid} moved after this token was issued, so it no longer applies. Log in again at home server ${claims.home}.`, { pid, home: claims.home });
       }
       throw error;
     }
     if (held) this.host.drop(held, 'this copy is out of date');
-    const loaded = await this.host.load(pid, route.epoch, {
-      home_srvname: claims.home, go_srvname: atHome ? '' : this.name, player_data: atHome ? {} : expectation.playerData,
-    }, document);
+    let loaded: LoadedPlayer;
+    try {
+      loaded = await this.host.load(pid, route.epoch, {
+        home_srvname: claims.home, go_srvname: atHome ? '' : this.name, player_data: atHome ? {} : expectation.playerData,
+      }, document);
+    } finally {
+      this.host.arriving.delete(pid);
+    }
     if (atHome) this.unlist(pid); // the claim home cleared the mark
     this.attach(session, loaded);
     if (!atHome) void this.tellHome(pid, claims.home, route.epoch);

@@ -15,7 +15,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { KuafuError } from '../errors.js';
+import { KuafuError, RpcProtocolError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { ClientSession } from './player-host.js';
 
@@ -129,6 +129,7 @@ export class Gateway {
       }
     } catch (error) {
       if (error instanceof KuafuError) refuse(error.kind, error.message);
+      else if (error instanceof RpcProtocolError) refuse('InvalidParams', error.message);
       else {
         this.options.log.error(`gateway ${String(type)} failed`, error);
         refuse('Internal', `The server failed to handle ${String(type)}; try again, and report it if it keeps failing.`);

@@ -14,7 +14,7 @@ import { checkValue } from '../rpc/values.js';
 import { ownerOf } from '../store/store.js';
 
 /** How many times a call follows a player who moved, or retries a server that did not answer. */
-export const MAX_HOPS = 6;
+export const MAX_HOPS = 8;
 /** How long a call waits for a moving player's route to change before it looks again, ms. */
 const MOVE_WAIT_MS = 500;
 
@@ -58,7 +58,8 @@ export class PlayerCaller {
           problem = error.message;
           unreachable = null;
           node.routes.forget(pid);
-          await node.routes.waitForChange(pid, route.epoch, MOVE_WAIT_MS);
+          // He is moving: wait for his route to change (or a short while, growing with each try), then look again.
+          await node.routes.waitForChange(pid, route.epoch, Math.min(MOVE_WAIT_MS, 20 * 2 ** hop));
           continue;
         }
         if (error instanceof ServerUnavailableError || error instanceof TimeoutError) {

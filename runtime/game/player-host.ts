@@ -54,6 +54,50 @@ export class PlayerHost {
     this.saves = new SaveQueue(node.store);
   }
 
+  /**
+   * Players who left this server for another and have not arrived yet: until their token expires
+   * they count as online (here, for the home's heartbeat) and calls are sent on after them.
+   */
+  private readonly departures = new Map<number, { to: string; epoch: number; until: number }>();
+  /** Players being loaded here after a claim: calls wait a moment instead of finding them offline. */
+  readonly arriving = new Set<number>();
+
+  /**
+   * Records that the player left for `to` from `epoch`; the record lasts until his route moves past
+   * that epoch (he arrived) or until `until` (his token's expiry).
+   */
+  departed(pid: number, to: string, epoch: number, until: number): void {
+    this.departures.set(pid, { to, epoch, until });
+  }
+
+  /** Where the player is going, while he is between this server and the next. */
+  departure(pid: number): { to: string; epoch: number } | undefined {
+    const departure = this.departures.get(pid);
+    if (departure && departure.until < Date.now()) {
+      this.departures.delete(pid);
+      return undefined;
+    }
+    return departure;
+  }
+
+  /** Forgets a departure once his route has moved past it (he arrived somewhere). */
+  routeChanged(pid: number, epoch: number): void {
+    const departure = this.departures.get(pid);
+    if (departure && epoch > departure.epoch) this.departures.delete(pid);
+  }
+
+  /** Whether the player is still between this server and the next (asks the store when in doubt). */
+  async stillDeparting(pid: number): Promise<boolean> {
+    const departure = this.departure(pid);
+    if (!departure) return false;
+    const route = await this.node.store.getRoute(pid);
+    if (route && route.epoch > departure.epoch) {
+      this.departures.delete(pid);
+      return false;
+    }
+    return true;
+  }
+
   get(pid: number): LoadedPlayer | undefined {
     return this.players.get(pid);
   }
@@ -69,6 +113,7 @@ export class PlayerHost {
     if (stored?.calls) player.restoreCalls(stored.calls);
     const loaded: LoadedPlayer = { pid, player, epoch, state: 'active', session: null };
     this.players.set(pid, loaded);
+    this.departures.delete(pid);
     if (!stored) await this.save(loaded);
     return loaded;
   }
@@ -146,6 +191,13 @@ export class PlayerHost {
 
   /** The player is not held here: say where he is, or that he is offline. */
   private async notHere(pid: number): Promise<never> {
+    const departure = this.departure(pid);
+    if (departure) {
+      throw new PlayerMovedError(`Player ${pid} is on his way to ${departure.to}; the call follows him there.`, { pid, at: departure.to });
+    }
+    if (this.arriving.has(pid)) {
+      throw new PlayerMovedError(`Player ${pid} is arriving here right now; retry in a moment.`, { pid, at: this.node.name });
+    }
     const route = await this.node.store.getRoute(pid);
     if (route && route.online && ownerOf(route) !== this.node.name) {
       throw new PlayerMovedError(`Player ${pid} is on ${ownerOf(route)}, not ${this.node.name}; the call follows him there.`, { pid, at: ownerOf(route) });

@@ -90,6 +90,16 @@ export function verifyToken(secret: string, token: unknown, expect: { kind: Toke
   return claims;
 }
 
+/** The expiry written in a token this server issued (ms since the Unix epoch); 0 when unreadable. */
+export function claimsExpiry(token: string): number {
+  try {
+    const claims = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as TokenClaims;
+    return Number(claims.expiresAt) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Remembers the tokens a server has consumed until they expire, so each is used once only. */
 export class TokenLedger {
   private readonly used = new Map<string, number>();
