@@ -38,6 +38,13 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
+/** Kills `child` when this process exits, whatever happens to the benchmark. */
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
 /** Starts `kuafu serve --server NAME`; resolves once it prints where it listens. */
 export function serve(configPath: string, name: string, redisUrl: string): Promise<Served> {
   // KUAFU_BENCH_NODE_ARGS adds node flags to the servers (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").

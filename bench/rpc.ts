@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import jayson from 'jayson';
 import { PeerClient } from '../runtime/rpc/peer-client.js';
 import { latencies, median, percentile, round, throughput, writeResults } from './measure.js';
+import { track } from './processes.js';
 
 const PAYLOAD = { pid: 1000001, path: 'itemdb.additembytype', args: [105001, 10, null, 'test:rpc'] };
 const ROUNDS = 3;
@@ -18,10 +19,10 @@ const C1_CALLS = 10_000;
 const C64_CALLS = 50_000;
 
 async function startServers(): Promise<{ kuafu: string; raw: string; secret: string; stop: () => void }> {
-  const child = spawn(process.execPath, ['--no-node-snapshot', fileURLToPath(new URL('./rpc-servers.js', import.meta.url))], {
+  const child = track(spawn(process.execPath, ['--no-node-snapshot', fileURLToPath(new URL('./rpc-servers.js', import.meta.url))], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, KUAFU_LOG_LEVEL: 'warn' },
-  });
+  }));
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`bench servers exited early (${code})`)));

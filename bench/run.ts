@@ -5,10 +5,12 @@
  */
 import { runRpcBench } from './rpc.js';
 import { runTransferBench } from './transfer.js';
+import { runSdkCallBench } from './sdk-call.js';
 
 const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
   rpc: runRpcBench,
   transfer: runTransferBench,
+  'sdk-call': runSdkCallBench,
 };
 
 const asked = process.argv.slice(2);

@@ -268,7 +268,7 @@ export class BundleInstance {
   }
 
   /** Heap figures of the isolate (MiB) and its CPU time (ms), or null when disposed. */
-  heap(): { usedMiB: number; totalMiB: number; externalMiB: number; cpuMs: number } | null {
+  heap(): { usedMiB: number; totalMiB: number; externalMiB: number; cpuMs: number; references: number } | null {
     if (this.state === 'dead' || this.isolate.isDisposed) return null;
     const stats = this.isolate.getHeapStatisticsSync();
     const MiB = 1024 * 1024;
@@ -277,6 +277,7 @@ export class BundleInstance {
       totalMiB: stats.total_heap_size / MiB,
       externalMiB: stats.externally_allocated_size / MiB,
       cpuMs: Number(this.isolate.cpuTime) / 1e6,
+      references: this.isolate.referenceCount,
     };
   }
 

@@ -70,6 +70,8 @@ export interface BundleStats extends Omit<BundleInfo, 'loadMs'> {
   externalMiB: number | null;
   /** CPU the current isolate has used, in ms. */
   cpuMs: number | null;
+  /** isolated-vm handles (references, scripts, contexts) the current isolate holds: steady unless something leaks. */
+  references: number | null;
   /** Calls in flight on the current version, and on older versions still finishing. */
   inFlight: number;
   retiringInFlight: number;
@@ -264,6 +266,7 @@ export class ScriptHost {
       heapTotalMiB: heap?.totalMiB ?? null,
       externalMiB: heap?.externalMiB ?? null,
       cpuMs: heap?.cpuMs ?? null,
+      references: heap?.references ?? null,
       inFlight: entry.current?.inFlight ?? 0,
       retiringInFlight,
       retiring: entry.retiring.size,

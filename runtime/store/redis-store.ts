@@ -5,7 +5,7 @@
  * slot and Redis Cluster works unchanged. Route and profile changes are published from inside the
  * same scripts that make them, so a change and its publication cannot part.
  *
- * Connections: one for commands (auto-pipelined, no offline queue: while Redis is down a command
+ * Connections: one for commands (no offline queue: while Redis is down a command
  * fails at once with StoreUnavailableError instead of waiting silently) and one subscriber. When
  * either comes back after a loss, `onReconnect` listeners are told: publications may have been missed.
  */
@@ -92,7 +92,9 @@ export class RedisStore implements Store {
     this.redis = new Redis(options.url, {
       ...common,
       enableOfflineQueue: false,
-      enableAutoPipelining: true,
+      // No auto-pipelining: it waits a setImmediate before writing, which costs a loop turn on
+      // every call; the saves of one tick are pipelined explicitly instead (saveDocuments).
+      enableAutoPipelining: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs ?? 5000,
     }) as CommandRedis;
@@ -220,16 +222,23 @@ export class RedisStore implements Store {
   }
 
   async saveDocuments(saves: FencedSave[]): Promise<(Error | null)[]> {
-    // Issued in one tick, the scripts leave in one write (auto-pipelining): one round trip for all.
-    const replies = saves.map((save) =>
-      this.redis.kfSaveDocument(
-        routeKey(save.pid), documentKey(save.pid), callsKey(save.pid), String(save.epoch), encodeDocument(save.data), String(REMEMBERED_CALLS),
-        ...(save.calls ?? []).flat(),
-      ).then(
+    // One save is one command; several leave in one pipeline (one write, one round trip).
+    const args = saves.map((save) => [
+      routeKey(save.pid), documentKey(save.pid), callsKey(save.pid), String(save.epoch), encodeDocument(save.data), String(REMEMBERED_CALLS),
+      ...(save.calls ?? []).flat(),
+    ] as const);
+    let results: (readonly [Error | null, unknown])[];
+    if (args.length === 1) {
+      results = [await this.redis.kfSaveDocument(...(args[0] as unknown as Parameters<KuafuCommands['kfSaveDocument']>)).then(
         (reply) => [null, reply] as const,
         (error: Error) => [error, null] as const,
-      ));
-    const results = await Promise.all(replies);
+      )];
+    } else {
+      const pipeline = this.redis.pipeline() as unknown as KuafuCommands & { exec(): Promise<[Error | null, unknown][] | null> };
+      for (const saveArgs of args) pipeline.kfSaveDocument(...(saveArgs as unknown as Parameters<KuafuCommands['kfSaveDocument']>));
+      const replies = await this.run(() => pipeline.exec());
+      results = args.map((_, i) => replies?.[i] ?? [new Error('no reply'), null]);
+    }
     return saves.map((save, i) => {
       const [error, reply] = results[i]!;
       if (error) return this.storeError(error);

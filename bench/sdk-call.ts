@@ -1,0 +1,128 @@
+/**
+ * `npm run bench -- sdk-call`, on Redis: a designer script in the sandbox on HS calls `addgold` on a
+ * player who is on GS1 (a `kuafu serve` process), acknowledged only once saved; the reference does
+ * the same work by hand — raw jayson over one WebSocket to a handler that adds the gold and saves
+ * the document with one ioredis SET before answering. Concurrency 1 (p50 of 5,000 calls) and 64
+ * (20,000 calls), three alternating rounds, medians. Also the bundle's cold load and idle memory.
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import jayson from 'jayson';
+import { KuafuClient } from '../runtime/client/kuafu-client.js';
+import { loadConfig } from '../runtime/cluster/config.js';
+import { startServers } from '../runtime/cluster/start.js';
+import { issueLoginToken } from '../runtime/game/tokens.js';
+import { latencies, median, percentile, round, throughput, writeResults } from './measure.js';
+import { serve, startRedis, track, writeConfig } from './processes.js';
+
+const PID = 3_000_001;
+const ROUNDS = 3;
+const C1_CALLS = 5_000;
+const C64_CALLS = 20_000;
+const SCRIPT = `export async function add(pid: number) {
+  const player = cproxyplayer.new(pid);
+  return player.addgold(1, "bench:sdk-call");
+}
+`;
+
+async function rawServer(redisUrl: string): Promise<{ url: string; stop: () => void }> {
+  const child = track(spawn(process.execPath, [fileURLToPath(new URL('./sdk-call-raw-server.js', import.meta.url)), redisUrl], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`raw server exited early (${code})`)));
+  });
+  return { url: JSON.parse(line).url, stop: () => child.kill('SIGKILL') };
+}
+
+async function rawClient(url: string): Promise<{ call: () => Promise<unknown>; close: () => void }> {
+  const client = jayson.Client.websocket({ url, timeout: 10_000 } as never) as unknown as {
+    ws: import('ws').WebSocket;
+    request(method: string, params: unknown[], callback: (error: unknown, response: { error?: unknown; result?: unknown }) => void): void;
+  };
+  await new Promise<void>((resolve, reject) => {
+    client.ws.once('open', () => resolve());
+    client.ws.once('error', reject);
+  });
+  const call = () =>
+    new Promise((resolve, reject) =>
+      client.request('addgold', [PID, 1, 'bench:raw'], (error, response) => {
+        if (error) reject(error);
+        else if (response.error) reject(new Error(JSON.stringify(response.error)));
+        else resolve(response.result);
+      }),
+    );
+  return { call, close: () => client.ws.close() };
+}
+
+export async function runSdkCallBench(): Promise<Record<string, number>> {
+  process.env.KUAFU_LOG_LEVEL ??= 'warn';
+  const redis = await startRedis({ persistent: false });
+  const { path } = writeConfig([
+    { name: 'HS', roles: ['game'], gateway: true },
+    { name: 'GS1', roles: ['game'], gateway: true },
+  ], redis.url);
+  const config = loadConfig(path);
+  config.scriptsDir = '';
+  // HS runs in this process (its script host is what we measure); GS1 is a process of its own.
+  const gs1 = await serve(path, 'GS1', redis.url);
+  const running = await startServers(config, ['HS']);
+  const hs = running.nodes[0]!;
+  const client = new KuafuClient({ pid: PID, homeUrl: hs.gatewayUrl, loginToken: () => issueLoginToken(config.secret, PID, 'HS') });
+  await client.login();
+  await client.go('GS1');
+
+  const scriptFile = join(mkdtempSync(join(tmpdir(), 'kuafu-bench-')), 'bench_sdk_call.ts');
+  writeFileSync(scriptFile, SCRIPT);
+  const scripts = hs.game!.scripts.host;
+  await scripts.loadFile(scriptFile, 'bench_sdk_call');
+  const ours = () => scripts.run('bench_sdk_call', 'add', [PID]);
+  const raw = await rawServer(redis.url);
+  const rawCall = await rawClient(raw.url);
+
+  const check = [await ours(), await rawCall.call()];
+  if (check[0] !== 1 || check[1] !== 1) throw new Error(`addgold answered ${JSON.stringify(check)}`);
+  for (const call of [ours, rawCall.call]) {
+    await latencies(call, 1000);
+    await throughput(call, 5000, 64);
+  }
+  const p50 = { ours: [] as number[], raw: [] as number[] };
+  const rate = { ours: [] as number[], raw: [] as number[] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [name, call] of [['ours', ours], ['raw', rawCall.call]] as const) {
+      const lat = await latencies(call, C1_CALLS);
+      const cps = await throughput(call, C64_CALLS, 64);
+      p50[name].push(percentile(lat, 50));
+      rate[name].push(cps);
+      console.log(`  round ${round} ${name.padEnd(4)}  c1 p50 ${percentile(lat, 50).toFixed(1)} µs  p99 ${percentile(lat, 99).toFixed(1)} µs   c64 ${Math.round(cps)} calls/s`);
+    }
+  }
+  const cold = await scripts.measureColdLoad('bench_sdk_call', 10);
+  const gold = await hs.players.invoke(PID, ['getgold'], []);
+
+  rawCall.close();
+  raw.stop();
+  client.close();
+  await running.stop();
+  gs1.stop();
+  await redis.stop();
+
+  const results = {
+    sdk_calls_per_s_c64: Math.round(median(rate.ours)),
+    raw_calls_per_s_c64: Math.round(median(rate.raw)),
+    throughput_ratio_c64: round(median(rate.ours) / median(rate.raw)),
+    sdk_p50_us_c1: round(median(p50.ours), 1),
+    raw_p50_us_c1: round(median(p50.raw), 1),
+    latency_ratio_c1: round(median(p50.ours) / median(p50.raw)),
+    bundle_cold_load_ms: round(cold.medianMs, 2),
+    isolate_idle_mib: round(cold.idleMiB, 2),
+  };
+  const file = writeResults('sdk-call', results);
+  console.log(`  player's gold after the run: ${String(gold)} (every acknowledged addgold)`);
+  console.log(`  throughput ratio (c64) ${results.throughput_ratio_c64}x (target >= 1.0), latency ratio (c1) ${results.latency_ratio_c1}x (target <= 2), cold load ${results.bundle_cold_load_ms} ms (target <= 50), idle isolate ${results.isolate_idle_mib} MiB`);
+  console.log(`  wrote ${file}`);
+  return results;
+}
