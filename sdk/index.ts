@@ -7,13 +7,13 @@
  * Everything a script sends is checked here first (value types, size) and again on the host.
  */
 import {
-  apply, captureStackTrace, defineProperty, deferred, freeze, getPrototypeOf, isSafeInteger, joinOf, keys, mapDeleteOf,
-  mapGetOf, mapSetOf, rejected, stringify,
+  apply, defineProperty, deferred, freeze, getPrototypeOf, isSafeInteger, joinOf, keys, mapDeleteOf, mapGetOf,
+  mapSetOf, parse, rejected, stringify,
 } from './intrinsics.js';
 import { formatLine } from './format.js';
-import type { BridgeError, HostBridge, LogLevel, RequestOp, SandboxConfig, SandboxEntries, Settlement } from './protocol.js';
+import type { BridgeError, HostBridge, LogLevel, Outbox, RequestOp, SandboxConfig, SandboxEntries, Settlement } from './protocol.js';
 import { createRemotePlayer } from './remote.js';
-import { SandboxValueError, checkValue, installProxyRegistry } from './values.js';
+import { installProxyRegistry, snapshotValue } from './values.js';
 
 /** Error kinds a script may see on an error (the host's error table, plus the script's own). */
 const KINDS = new Set([
@@ -25,32 +25,28 @@ const KINDS = new Set([
 /** Globals a script must not have: shared memory and WebAssembly (outside the memory limit), and a silent console. */
 const REMOVED_GLOBALS = ['console', 'SharedArrayBuffer', 'Atomics', 'WebAssembly'];
 
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  site: { stack?: string };
-}
-
 const RealPromise = Promise;
 const promiseThen = Promise.prototype.then;
 const promiseResolve = Promise.resolve;
 
-/** The frames of a captured stack, without its first (message) line. */
-function framesOf(stack: string | undefined): string {
-  if (typeof stack !== 'string') return '';
-  const at = stack.indexOf('\n    at ');
-  return at < 0 ? '' : stack.slice(at + 1);
-}
-
-/** An error raised in the sandbox for a host error: `kind`, `details`, and the designer's stack at the call. */
-function sandboxError(error: BridgeError, site: { stack?: string } | undefined): Error {
+/** An error raised in the sandbox for a host error: with its `kind` and `details`. */
+function sandboxError(error: BridgeError): Error {
   const made = new Error(String(error.message));
   made.name = String(error.name || `${error.kind}Error`);
   defineProperty(made, 'kind', { value: String(error.kind), enumerable: true, writable: true, configurable: true });
   defineProperty(made, 'details', { value: freeze({ ...error.details }), enumerable: true, writable: true, configurable: true });
-  const frames = framesOf(site?.stack);
-  if (frames) made.stack = `${made.name}: ${made.message}\n${frames}`;
   return made;
+}
+
+/**
+ * Waits for the answer to a request and turns a failure into an error. The error is made here,
+ * inside an async function the script awaits, so V8's async stack shows the script's own line
+ * (`at async main (…)`) without capturing a stack on every call.
+ */
+async function relay(answer: Promise<Settlement>): Promise<unknown> {
+  const settled = await answer;
+  if (settled[1]) return settled[2];
+  throw sandboxError(settled[2]);
 }
 
 function read(object: object, name: string): unknown {
@@ -104,41 +100,29 @@ function toBridgeError(thrown: unknown, maxChars: number): BridgeError {
 }
 
 /**
- * Installs the globals and returns the host's entries. `bridge` holds the host's callbacks;
+ * Installs the globals and returns the host's entries. `bridge` holds the host's log callback;
  * `configText` is the JSON of a SandboxConfig.
  */
 export function install(bridge: HostBridge, configText: string): SandboxEntries {
   const config = JSON.parse(configText) as SandboxConfig;
   const global = globalThis;
-  const pending = new Map<number, Pending>();
+  const pending = new Map<number, (settled: Settlement) => void>();
   let nextRequest = 0;
   let exported: Record<string, Function> = Object.create(null) as Record<string, Function>;
-  const request = bridge.request;
-  const finish = bridge.finish;
+  /** What the script sent since the current entry began (the entry answers it). */
+  let outbox: Outbox = [];
   const hostLog = bridge.log;
 
   installProxyRegistry(global);
   for (const name of REMOVED_GLOBALS) delete (global as Record<string, unknown>)[name];
 
-  /** Sends one request to the host and answers with its promise. */
-  function send(op: RequestOp, pid: number, path: string[] | null, args: readonly unknown[] | null, site: { stack?: string }): Promise<unknown> {
+  /** Queues one request for the host and answers the promise of its settlement. */
+  function send(op: RequestOp, pid: number, path: string[] | null, args: unknown[] | null): Promise<unknown> {
     const id = ++nextRequest;
-    const { promise, resolve, reject } = deferred<unknown>();
-    mapSetOf(pending, id, { resolve, reject, site });
-    try {
-      request(id, op, pid, path, args as unknown[] | null);
-    } catch (error) {
-      mapDeleteOf(pending, id);
-      const where = path ? `player.${joinOf(path, '.')}` : op;
-      return rejected(sandboxError({
-        kind: 'ValueType',
-        name: 'ValueTypeError',
-        message: `${where}: the arguments could not be copied out of the sandbox (${String((error as Error)?.message ?? error)}); only value types cross servers. Pass plain data instead.`,
-        stack: '',
-        details: {},
-      }, site));
-    }
-    return promise;
+    const { promise, resolve } = deferred<Settlement>();
+    mapSetOf(pending, id, resolve);
+    outbox[outbox.length] = [0, id, op, pid, path, args];
+    return relay(promise);
   }
 
   function checkPid(pid: unknown, where: string): asserts pid is number {
@@ -147,29 +131,26 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
     }
   }
 
-  const dispatch = (pid: number, path: string[], args: readonly unknown[], site: { stack?: string }): Promise<unknown> => {
+  const dispatch = (pid: number, path: string[], args: readonly unknown[]): Promise<unknown> => {
+    let copy: unknown[];
     try {
-      checkValue(args, `player.${joinOf(path, '.')}`, 'args', config.maxValueBytes);
+      copy = snapshotValue(args, `player.${joinOf(path, '.')}`, 'args', config.maxValueBytes) as unknown[];
     } catch (error) {
-      if (error instanceof SandboxValueError) {
-        return rejected(sandboxError({ kind: 'ValueType', name: error.name, message: error.message, stack: '', details: error.details }, site));
-      }
       return rejected(error);
     }
-    return send('invoke', pid, path, args, site);
+    return send('invoke', pid, [...path], copy);
   };
 
-  const lookup = (op: RequestOp, where: string, caller: Function) => (pid: number): Promise<unknown> => {
-    const site: { stack?: string } = {};
-    captureStackTrace(site, caller);
+  const lookup = (op: RequestOp, where: string) => (pid: number): Promise<unknown> => {
     try {
       checkPid(pid, where);
     } catch (error) {
       return rejected(error);
     }
-    return send(op, pid, null, null, site);
+    return send(op, pid, null, null);
   };
-
+  const getkuafuplayer = lookup('kuafu', 'playermgr.getkuafuplayer');
+  const getprofile = lookup('profile', 'playermgr.getprofile');
   const playermgr = {
     getkuafuplayer(pid: number): Promise<unknown> {
       return getkuafuplayer(pid);
@@ -178,8 +159,6 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
       return getprofile(pid);
     },
   };
-  const getkuafuplayer = lookup('kuafu', 'playermgr.getkuafuplayer', playermgr.getkuafuplayer);
-  const getprofile = lookup('profile', 'playermgr.getprofile', playermgr.getprofile);
 
   const cproxyplayer = {
     new(pid: number): unknown {
@@ -197,32 +176,21 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
     defineProperty(global, name, { value: freeze(value), writable: false, configurable: false, enumerable: true });
   }
 
-  /** Reports the end of call `callId` to the host (its result checked first). */
+  /** Puts the end of call `callId` in the outbox (its result checked and copied first). */
   function report(callId: number, fn: string, ok: boolean, value: unknown): void {
     if (ok) {
       try {
-        checkValue(value, `${config.bundle}.${fn}`, 'result', config.maxValueBytes);
+        outbox[outbox.length] = [1, callId, true, snapshotValue(value, `${config.bundle}.${fn}`, 'result', config.maxValueBytes)];
+        return;
       } catch (error) {
-        ok = false;
         value = error;
       }
     }
-    if (ok) {
-      try {
-        finish(callId, true, value);
-        return;
-      } catch (error) {
-        value = new SandboxValueError(
-          `${config.bundle}.${fn}: the result could not be copied out of the sandbox (${String((error as Error)?.message ?? error)}); return plain data.`,
-          'result',
-        );
-      }
-    }
-    finish(callId, false, toBridgeError(value, 10_000));
+    outbox[outbox.length] = [1, callId, false, toBridgeError(value, 10_000)];
   }
 
   return {
-    setExports(namespace: Record<string, unknown>): string[] {
+    setExports(namespace: Record<string, unknown>): [string[], Outbox] {
       const table = Object.create(null) as Record<string, Function>;
       const names: string[] = [];
       for (const name of keys(namespace)) {
@@ -233,10 +201,15 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
         }
       }
       exported = table;
-      return names;
+      // What the top-level code sent (the host refuses it): nothing else has run in this isolate yet.
+      const early = outbox;
+      outbox = [];
+      return [names, early];
     },
 
-    start(callId: number, fn: string, args: unknown[]): void {
+    start(callId: number, fn: string, argsIn: unknown[] | string): Outbox {
+      outbox = [];
+      const args = typeof argsIn === 'string' ? (parse(argsIn) as unknown[]) : argsIn;
       const target = exported[fn];
       if (typeof target !== 'function') {
         report(callId, fn, false, {
@@ -244,14 +217,14 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
           name: 'NotExportedError',
           message: `bundle ${config.bundle} exports no function ${stringify(fn)}; export it (export async function ${fn}(…)) or call one it exports: ${keys(exported).join(', ') || 'none'}`,
         });
-        return;
+        return outbox;
       }
       let result: unknown;
       try {
         result = apply(target, undefined, args);
       } catch (error) {
         report(callId, fn, false, error);
-        return;
+        return outbox;
       }
       if (result !== null && (typeof result === 'object' || typeof result === 'function') && getPrototypeOf(result) === RealPromise.prototype) {
         apply(promiseThen, result, [
@@ -267,18 +240,21 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
       } else {
         report(callId, fn, true, result);
       }
+      // The script's microtasks run after this returns, before the host copies the outbox.
+      return outbox;
     },
 
-    settle(batch: Settlement[]): void {
+    settle(batchIn: Settlement[] | string): Outbox {
+      outbox = [];
+      const batch = typeof batchIn === 'string' ? (parse(batchIn) as Settlement[]) : batchIn;
       for (let i = 0; i < batch.length; i++) {
         const settlement = batch[i]!;
-        const id = settlement[0];
-        const entry = mapGetOf(pending, id);
-        if (entry === undefined) continue;
-        mapDeleteOf(pending, id);
-        if (settlement[1]) entry.resolve(settlement[2]);
-        else entry.reject(sandboxError(settlement[2], entry.site));
+        const resolve = mapGetOf(pending, settlement[0]);
+        if (resolve === undefined) continue;
+        mapDeleteOf(pending, settlement[0]);
+        resolve(settlement);
       }
+      return outbox;
     },
   };
 }

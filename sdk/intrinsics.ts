@@ -12,7 +12,7 @@ export const getOwnPropertySymbols = Object.getOwnPropertySymbols;
 export const keys = Object.keys;
 export const isArray = Array.isArray;
 export const stringify = JSON.stringify;
-export const captureStackTrace = Error.captureStackTrace;
+export const parse = JSON.parse;
 export const isFinite = Number.isFinite;
 export const isSafeInteger = Number.isSafeInteger;
 export const is = Object.is;
@@ -31,14 +31,15 @@ const mapSet = Map.prototype.set;
 const mapDelete = Map.prototype.delete;
 const weakSetHas = WeakSet.prototype.has;
 const weakSetAdd = WeakSet.prototype.add;
-const weakMapGet = WeakMap.prototype.get;
-const weakMapSet = WeakMap.prototype.set;
 const dateToISOString = Date.prototype.toISOString;
 const dateGetTime = Date.prototype.getTime;
 const arrayJoin = Array.prototype.join;
 const stringSlice = String.prototype.slice;
-const functionToString = Function.prototype.toString;
 const RealPromise = Promise;
+const setAdd = Set.prototype.add;
+export const RealMap = Map;
+export const RealSet = Set;
+export const RealDate = Date;
 
 export function forEachOfMap(map: Map<unknown, unknown>, visit: (value: unknown, key: unknown) => void): void {
   apply(mapForEach, map, [visit]);
@@ -55,17 +56,17 @@ export function mapSetOf<K, V>(map: Map<K, V>, key: K, value: V): void {
 export function mapDeleteOf<K, V>(map: Map<K, V>, key: K): void {
   apply(mapDelete, map, [key]);
 }
+export function setAddOf<T>(set: Set<T>, value: T): void {
+  apply(setAdd, set, [value]);
+}
+export function timeOf(date: Date): number {
+  return apply(dateGetTime, date, []) as number;
+}
 export function weakSetHasOf(set: WeakSet<object>, value: object): boolean {
   return apply(weakSetHas, set, [value]) as boolean;
 }
 export function weakSetAddOf(set: WeakSet<object>, value: object): void {
   apply(weakSetAdd, set, [value]);
-}
-export function weakMapGetOf<K extends object, V>(map: WeakMap<K, V>, key: K): V | undefined {
-  return apply(weakMapGet, map, [key]) as V | undefined;
-}
-export function weakMapSetOf<K extends object, V>(map: WeakMap<K, V>, key: K, value: V): void {
-  apply(weakMapSet, map, [key, value]);
 }
 export function isoOf(date: Date): string {
   const time = apply(dateGetTime, date, []) as number;
@@ -85,16 +86,6 @@ export function functionNameOf(fn: Function): string {
     return '';
   }
 }
-/** Source text of a function, for nothing but telling whether it is a class. */
-export function isClass(fn: Function): boolean {
-  try {
-    const text = apply(functionToString, fn, []) as string;
-    return sliceOf(text, 0, 6) === 'class ';
-  } catch {
-    return false;
-  }
-}
-
 /** A promise and its settle functions (Promise.withResolvers is not in ES2022). */
 export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
   let resolve!: (value: T) => void;

@@ -3,9 +3,11 @@
  * imports these types only; the SDK (bundled into every isolate's startup code) implements them.
  *
  * The host enters the isolate on its own main thread (`applySync`, bounded by a timeout) to start a
- * call or to settle a batch of answers; the script's microtasks run inside that entry. While it
- * runs, the SDK reports to the host through three synchronous callbacks (`HostBridge`); the host
- * hands the requests of one entry to its services in one synchronous loop after the entry returns.
+ * call or to settle a batch of answers; the script's microtasks run inside that entry. What the
+ * script sends meanwhile — requests to the host, the ends of calls — goes into the SDK's outbox,
+ * and the entry answers the outbox: isolated-vm copies an entry's result after the isolate's
+ * microtasks ran, so one entry carries everything out in one copy. The host then hands the
+ * requests of that entry to its services in one synchronous loop.
  */
 
 /** What a request asks the host for. */
@@ -27,13 +29,16 @@ export interface BridgeError {
 /** One answer the host settles: `[requestId, true, value]` or `[requestId, false, error]`. */
 export type Settlement = [id: number, ok: true, value: unknown] | [id: number, ok: false, error: BridgeError];
 
-/** The host's side of the bridge, as the SDK receives it (synchronous callbacks; arguments are copied). */
+/** A request in the outbox: `[0, requestId, op, pid, path, args]` (path and args for `invoke` only). */
+export type RequestMessage = [type: 0, id: number, op: RequestOp, pid: number, path: string[] | null, args: unknown[] | null];
+/** The end of a call in the outbox: `[1, callId, true, result]` or `[1, callId, false, error]`. */
+export type FinishMessage = [type: 1, callId: number, ok: boolean, value: unknown];
+/** What an entry answers: everything the script sent during it, in order. */
+export type Outbox = Array<RequestMessage | FinishMessage>;
+
+/** The host's side of the bridge, as the SDK receives it: a synchronous callback (arguments are copied). */
 export interface HostBridge {
-  /** A request from the script: a remote player call (`invoke`, with path and args) or a look-up (`kuafu`, `profile`). */
-  request(id: number, op: RequestOp, pid: number, path: string[] | null, args: unknown[] | null): void;
-  /** Call `callId` ended: with its result (`ok`) or an error. */
-  finish(callId: number, ok: boolean, value: unknown): void;
-  /** A log line from the script. */
+  /** A log line from the script (sent at once, so it is not lost if the entry then breaks a limit). */
   log(level: LogLevel, text: string): void;
 }
 
@@ -51,10 +56,16 @@ export interface SandboxConfig {
 
 /** The SDK's side of the bridge, as the host holds it (references into the isolate). */
 export interface SandboxEntries {
-  /** Hands the bundle's module namespace to the SDK; returns the names of its exported functions. */
-  setExports(namespace: Record<string, unknown>): string[];
-  /** Starts call `callId`: runs the exported function `fn` with `args`; its end is reported through `finish`. */
-  start(callId: number, fn: string, args: unknown[]): void;
-  /** Settles a batch of answers to the script's requests. */
-  settle(batch: Settlement[]): void;
+  /**
+   * Hands the bundle's module namespace to the SDK; answers the names of its exported functions
+   * and the outbox of the bundle's top-level code (requests made there are refused by the host).
+   */
+  setExports(namespace: Record<string, unknown>): [names: string[], outbox: Outbox];
+  /**
+   * Starts call `callId`: runs the exported function `fn` with `args`; its end comes in an outbox.
+   * `args` may come as JSON text (cheaper to copy in, when JSON carries them exactly).
+   */
+  start(callId: number, fn: string, args: unknown[] | string): Outbox;
+  /** Settles a batch of answers to the script's requests (as JSON text when JSON carries it exactly). */
+  settle(batch: Settlement[] | string): Outbox;
 }

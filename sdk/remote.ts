@@ -3,78 +3,105 @@
  * Reading a property extends the path (memoized per path); calling hands `{pid, path, args}` to one
  * callback with the args frozen. `then` and symbols answer undefined, so `await player.itemdb` or
  * `Promise.resolve(player)` never fires a call. Routing, batching and retries live on the host.
+ *
+ * Every node shares one handler; a node's pid and path live in a WeakMap keyed by its target (the
+ * target never reaches the script), so making a remote player costs two small objects.
  */
-import { captureStackTrace, freeze, joinOf, mapGetOf, mapSetOf, rejected } from './intrinsics.js';
+import { apply, freeze, joinOf, mapGetOf, mapSetOf, rejected } from './intrinsics.js';
 import { makeProxy } from './values.js';
 
-/** Sends one remote call; `site` holds the designer's stack at the call, for errors. */
-export type Dispatch = (pid: number, path: string[], args: readonly unknown[], site: { stack?: string }) => Promise<unknown>;
+/** Sends one remote call. */
+export type Dispatch = (pid: number, path: string[], args: readonly unknown[]) => Promise<unknown>;
+
+interface Node {
+  pid: number;
+  path: string[];
+  dispatch: Dispatch;
+  /** The nodes one name further down, made on first read. */
+  children: Map<string, unknown> | undefined;
+}
 
 /** Names the proxy answers locally instead of sending (so string conversion never fires a call). */
 const LOCAL = new Set(['then', 'toString', 'valueOf', 'toJSON', 'toLocaleString']);
 
-/** Makes the remote player for `pid`. */
-export function createRemotePlayer(pid: number, dispatch: Dispatch): unknown {
-  const nodes = new Map<string, unknown>();
-  const describe = (path: string[]) => `[remote player ${pid}${path.length ? `: ${joinOf(path, '.')}` : ''}]`;
+const nodes = new WeakMap<object, Node>();
+const weakGet = WeakMap.prototype.get;
+const weakSet = WeakMap.prototype.set;
+const setHas = Set.prototype.has;
 
-  const node = (path: string[]): unknown => {
-    const key = joinOf(path, '.');
-    const known = mapGetOf(nodes, key);
-    if (known !== undefined) return known;
-    const target = () => undefined;
-    const handler: ProxyHandler<typeof target> = {
-      get(_target, property) {
-        if (typeof property !== 'string') return undefined;
-        if (LOCAL.has(property)) {
-          return property === 'toString' || property === 'toLocaleString' || property === 'valueOf'
-            ? () => describe(path)
-            : undefined;
-        }
-        return node([...path, property]);
-      },
-      apply: function send(_target, _this, args: unknown[]) {
-        const site: { stack?: string } = {};
-        captureStackTrace(site, send);
-        if (path.length === 0) {
-          return rejected(new TypeError(
-            `cproxyplayer.new(${pid}) is a remote player, not a function: call one of its methods, e.g. await player.addgold(10, "reason")`,
-          ));
-        }
-        return dispatch(pid, path, freeze(args), site);
-      },
-      set(_target, property) {
-        throw new TypeError(
-          `${describe(path)}.${String(property)} cannot be set: a remote player only takes method calls, e.g. await player.addgold(10, "reason")`,
-        );
-      },
-      defineProperty(_target, property) {
-        throw new TypeError(`${describe(path)}.${String(property)} cannot be defined: a remote player only takes method calls`);
-      },
-      deleteProperty(_target, property) {
-        throw new TypeError(`${describe(path)}.${String(property)} cannot be deleted: a remote player only takes method calls`);
-      },
-      has() {
-        return false;
-      },
-      ownKeys() {
-        return [];
-      },
-      getOwnPropertyDescriptor() {
-        return undefined;
-      },
-      getPrototypeOf() {
-        return null;
-      },
-      setPrototypeOf() {
-        return false;
-      },
-    };
-    const proxy = makeProxy(target, handler);
-    mapSetOf(nodes, key, proxy);
-    return proxy;
-  };
-  return node([]);
+function nodeOf(target: object): Node {
+  return apply(weakGet, nodes, [target]) as Node;
 }
 
-export { LOCAL as LOCAL_NAMES };
+function describe(node: Node): string {
+  return `[remote player ${node.pid}${node.path.length ? `: ${joinOf(node.path, '.')}` : ''}]`;
+}
+
+function refuseChange(node: Node, property: string | symbol, what: string): never {
+  throw new TypeError(
+    `${describe(node)}.${String(property)} cannot be ${what}: a remote player only takes method calls, e.g. await player.addgold(10, "reason")`,
+  );
+}
+
+const handler: ProxyHandler<() => void> = {
+  get(target, property) {
+    if (typeof property !== 'string') return undefined;
+    const node = nodeOf(target);
+    if (apply(setHas, LOCAL, [property])) {
+      return property === 'then' || property === 'toJSON' ? undefined : () => describe(node);
+    }
+    let children = node.children;
+    if (children === undefined) children = node.children = new Map();
+    const known = mapGetOf(children, property);
+    if (known !== undefined) return known;
+    const child = make(node.pid, [...node.path, property], node.dispatch);
+    mapSetOf(children, property, child);
+    return child;
+  },
+  apply(target, _this, args: unknown[]) {
+    const node = nodeOf(target);
+    if (node.path.length === 0) {
+      return rejected(new TypeError(
+        `cproxyplayer.new(${node.pid}) is a remote player, not a function: call one of its methods, e.g. await player.addgold(10, "reason")`,
+      ));
+    }
+    return node.dispatch(node.pid, node.path, freeze(args));
+  },
+  set(target, property) {
+    return refuseChange(nodeOf(target), property, 'set');
+  },
+  defineProperty(target, property) {
+    return refuseChange(nodeOf(target), property, 'defined');
+  },
+  deleteProperty(target, property) {
+    return refuseChange(nodeOf(target), property, 'deleted');
+  },
+  has() {
+    return false;
+  },
+  ownKeys() {
+    return [];
+  },
+  getOwnPropertyDescriptor() {
+    return undefined;
+  },
+  getPrototypeOf() {
+    return null;
+  },
+  setPrototypeOf() {
+    return false;
+  },
+};
+
+function make(pid: number, path: string[], dispatch: Dispatch): unknown {
+  // An arrow function: callable, and its own properties (length, name) are configurable, so the
+  // proxy may hide them without breaking the Proxy invariants.
+  const target = () => undefined;
+  apply(weakSet, nodes, [target, { pid, path, dispatch, children: undefined }]);
+  return makeProxy(target, handler);
+}
+
+/** Makes the remote player for `pid`. */
+export function createRemotePlayer(pid: number, dispatch: Dispatch): unknown {
+  return make(pid, [], dispatch);
+}

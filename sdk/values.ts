@@ -3,14 +3,15 @@
  * host's `runtime/rpc/values.ts`: null, undefined, boolean, number, string, bigint, Date, arrays,
  * plain objects, Map and Set. Functions, symbols, class instances, proxies, cycles and oversized
  * values are refused here, before anything is copied, with a ValueTypeError naming the argument
- * and its path (`args[2].items[0] is a function`).
+ * and its path (`args[2].items[0] is a function`). What passes is copied at once, as plain data.
  *
  * Proxies cannot be told from their targets by looking at them, so the SDK replaces the global
  * `Proxy` (before any script runs) with one that remembers every proxy it makes.
  */
 import {
-  ArrayPrototype, DatePrototype, MapPrototype, ObjectPrototype, SetPrototype, apply, defineProperty, forEachOfMap,
-  forEachOfSet, functionNameOf, getOwnPropertySymbols, getPrototypeOf, keys, stringify, weakSetAddOf, weakSetHasOf,
+  ArrayPrototype, DatePrototype, MapPrototype, ObjectPrototype, RealDate, RealMap, RealSet, SetPrototype, apply,
+  defineProperty, forEachOfMap, forEachOfSet, functionNameOf, getOwnPropertySymbols, getPrototypeOf, keys, mapSetOf,
+  setAddOf, stringify, timeOf, weakSetAddOf, weakSetHasOf,
 } from './intrinsics.js';
 
 const ALLOWED = 'null, undefined, boolean, number, string, bigint, Date, arrays, plain objects, Map and Set';
@@ -65,6 +66,37 @@ interface Walk {
   ancestors: object[];
   where: string;
   label: string;
+  /** Where the walk is: one step per level (kept as raw keys; turned into text only to report). */
+  steps: Step[];
+}
+
+/** One step into a value: an array index, an object key, a Map key or value, a Set entry. */
+type Step = [kind: 0 | 1 | 2 | 3 | 4, key: unknown, index: number];
+
+function pathOf(walk: Walk): string {
+  let path = '';
+  const steps = walk.steps;
+  for (let i = 0; i < steps.length; i++) {
+    const [kind, key, index] = steps[i]!;
+    switch (kind) {
+      case 0:
+        path += `[${index}]`;
+        break;
+      case 1:
+        path += /^[A-Za-z_$][\w$]*$/.test(key as string) ? `.${key as string}` : `[${stringify(key)}]`;
+        break;
+      case 2:
+        path += `.<key ${index}>`;
+        break;
+      case 3:
+        path += `.get(${typeof key === 'string' ? stringify(key) : index})`;
+        break;
+      case 4:
+        path += `.<entry ${index}>`;
+        break;
+    }
+  }
+  return path;
 }
 
 function describe(value: unknown): string {
@@ -87,97 +119,119 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-function refuse(walk: Walk, path: string, what: string): never {
+function refuse(walk: Walk, what: string): never {
   const where = walk.where ? `${walk.where}: ` : '';
+  const path = `${walk.label}${pathOf(walk)}`;
   throw new SandboxValueError(
-    `${where}${walk.label}${path} is ${what}; only value types cross servers (${ALLOWED}). Pass plain data instead.`,
-    `${walk.label}${path}`,
+    `${where}${path} is ${what}; only value types cross servers (${ALLOWED}). Pass plain data instead.`,
+    path,
   );
 }
 
-function grow(walk: Walk, path: string, bytes: number): void {
+function grow(walk: Walk, bytes: number): void {
   walk.bytes += bytes;
-  if (walk.bytes > walk.maxBytes) refuse(walk, path, `too large (over ${walk.maxBytes} bytes in all)`);
+  if (walk.bytes > walk.maxBytes) refuse(walk, `too large (over ${walk.maxBytes} bytes in all)`);
 }
 
-function keyPath(path: string, key: string): string {
-  return /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${stringify(key)}]`;
+/** Visits `value` one step down (`kind`, `key`, `index`), then steps back. */
+function step(walk: Walk, value: unknown, kind: Step[0], key: unknown, index: number): unknown {
+  const steps = walk.steps;
+  steps[steps.length] = [kind, key, index];
+  const copy = visit(walk, value);
+  steps.length--;
+  return copy;
 }
 
-function visit(walk: Walk, value: unknown, path: string): void {
+/** Checks `value` and answers a copy of it made of plain data only (getters read once, later changes not seen). */
+function visit(walk: Walk, value: unknown): unknown {
   switch (typeof value) {
     case 'string':
-      grow(walk, path, value.length + 2);
-      return;
+      grow(walk, value.length + 2);
+      return value;
     case 'number':
-      grow(walk, path, 8);
-      return;
+      grow(walk, 8);
+      return value;
     case 'boolean':
-      grow(walk, path, 5);
-      return;
+      grow(walk, 5);
+      return value;
     case 'undefined':
-      grow(walk, path, 1);
-      return;
+      grow(walk, 1);
+      return value;
     case 'bigint':
-      grow(walk, path, 16);
-      return;
+      grow(walk, 16);
+      return value;
     case 'object':
       break;
     case 'function':
-      refuse(walk, path, isProxy(value) ? 'a proxy (a remote player cannot be sent: send its pid instead)' : describe(value));
+      refuse(walk, isProxy(value) ? 'a proxy (a remote player cannot be sent: send its pid instead)' : describe(value));
     default:
-      refuse(walk, path, describe(value));
+      refuse(walk, describe(value));
   }
   if (value === null) {
-    grow(walk, path, 4);
-    return;
+    grow(walk, 4);
+    return null;
   }
-  if (isProxy(value)) refuse(walk, path, 'a proxy; send the plain data it stands for instead');
+  if (isProxy(value)) refuse(walk, 'a proxy; send the plain data it stands for instead');
   const proto = getPrototypeOf(value);
   if (proto === DatePrototype) {
-    grow(walk, path, 24);
-    return;
+    grow(walk, 24);
+    return new RealDate(timeOf(value as Date));
   }
   for (let i = 0; i < walk.ancestors.length; i++) {
-    if (walk.ancestors[i] === value) refuse(walk, path, 'a cycle (an object that contains itself)');
+    if (walk.ancestors[i] === value) refuse(walk, 'a cycle (an object that contains itself)');
   }
-  if (getOwnPropertySymbols(value).length > 0) refuse(walk, path, 'an object with symbol keys');
+  if (getOwnPropertySymbols(value).length > 0) refuse(walk, 'an object with symbol keys');
   walk.ancestors[walk.ancestors.length] = value;
+  let copy: unknown;
   if (proto === ArrayPrototype) {
     const array = value as unknown[];
-    grow(walk, path, 2);
+    grow(walk, 2);
     const length = array.length;
-    for (let i = 0; i < length; i++) visit(walk, array[i], `${path}[${i}]`);
+    const out: unknown[] = [];
+    for (let i = 0; i < length; i++) out[i] = step(walk, array[i], 0, undefined, i);
+    copy = out;
   } else if (proto === ObjectPrototype || proto === null) {
-    grow(walk, path, 2);
+    grow(walk, 2);
     const names = keys(value);
+    const out: Record<string, unknown> = {};
     for (let i = 0; i < names.length; i++) {
       const key = names[i]!;
-      grow(walk, path, key.length + 3);
-      visit(walk, (value as Record<string, unknown>)[key], keyPath(path, key));
+      grow(walk, key.length + 3);
+      const entry = step(walk, (value as Record<string, unknown>)[key], 1, key, i);
+      if (key === '__proto__') defineProperty(out, key, { value: entry, enumerable: true, writable: true, configurable: true });
+      else out[key] = entry;
     }
+    copy = out;
   } else if (proto === MapPrototype) {
-    grow(walk, path, 2);
+    grow(walk, 2);
+    const out = new RealMap<unknown, unknown>();
     let i = 0;
     forEachOfMap(value as Map<unknown, unknown>, (entry, key) => {
-      visit(walk, key, `${path}.<key ${i}>`);
-      visit(walk, entry, `${path}.get(${typeof key === 'string' ? stringify(key) : i})`);
+      const keyCopy = step(walk, key, 2, undefined, i);
+      mapSetOf(out, keyCopy, step(walk, entry, 3, key, i));
       i++;
     });
+    copy = out;
   } else if (proto === SetPrototype) {
-    grow(walk, path, 2);
+    grow(walk, 2);
+    const out = new RealSet<unknown>();
     let i = 0;
-    forEachOfSet(value as Set<unknown>, (entry) => visit(walk, entry, `${path}.<entry ${i++}>`));
+    forEachOfSet(value as Set<unknown>, (entry) => setAddOf(out, step(walk, entry, 4, undefined, i++)));
+    copy = out;
   } else {
-    refuse(walk, path, describe(value));
+    refuse(walk, describe(value));
   }
   walk.ancestors.length--;
+  return copy;
 }
 
 /**
- * Checks that `value` may leave the sandbox; throws a ValueTypeError naming `where` (the call, e.g.
- * `player.itemdb.additembytype`), `label` (e.g. `args`) and the path of the first offending part.
+ * Checks that `value` may leave the sandbox and answers the copy that will: plain data only, taken
+ * now (a getter is read once; a change the script makes afterwards is not sent). Throws a
+ * ValueTypeError naming `where` (the call, e.g. `player.itemdb.additembytype`), `label` (e.g.
+ * `args`) and the path of the first offending part.
  */
-export function checkValue(value: unknown, where: string, label: string, maxBytes: number): void {
-  visit({ bytes: 0, maxBytes, ancestors: [], where, label }, value, '');
+export function snapshotValue(value: unknown, where: string, label: string, maxBytes: number): unknown {
+  return visit({ bytes: 0, maxBytes, ancestors: [], where, label, steps: [] }, value);
 }
+

@@ -360,6 +360,25 @@ test('stats and cold-load measurement report load time and idle memory of a bund
   console.log(`  cold load ${measured.medianMs.toFixed(2)} ms (median of 3), idle ${measured.idleMiB.toFixed(2)} MiB`);
 });
 
+test('calls leave nothing behind: the isolate holds as many handles after a thousand calls as after ten', async () => {
+  const { host, services } = track(makeHost());
+  services.addPlayer(1);
+  services.methods.set('echo', (_player, args) => new Map([[1, args[0]]]));
+  await host.reload('steady', `
+    export async function main(i) {
+      const player = cproxyplayer.new(1);
+      const [echoed, gold] = await Promise.all([player.echo({ i, at: new Date(0) }), player.addgold(1, 'steady')]);
+      log.debug(echoed);
+      try { await cproxyplayer.new(999).addgold(1, 'x'); } catch {}
+      return { size: echoed.size, gold };
+    }`);
+  for (let i = 0; i < 10; i++) await host.run('steady', 'main', [i]);
+  const before = host.stats('steady').references;
+  for (let i = 0; i < 1000; i++) assert.equal(await host.run('steady', 'main', [i]), { size: 1, gold: 1 });
+  assert.is(host.stats('steady').references, before);
+  assert.is(host.stats('steady').inFlight, 0);
+});
+
 test('close stops calls in flight with a clear error and refuses new ones', async () => {
   const { host, services } = makeHost();
   services.addPlayer(1);
