@@ -189,6 +189,40 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
     outbox[outbox.length] = [1, callId, false, toBridgeError(value, 10_000)];
   }
 
+  /** Runs the exported function `fn` for call `callId`; its end goes in the outbox (now or later). */
+  function begin(callId: number, fn: string, args: unknown[]): void {
+    const target = exported[fn];
+    if (typeof target !== 'function') {
+      report(callId, fn, false, {
+        kind: 'NotExported',
+        name: 'NotExportedError',
+        message: `bundle ${config.bundle} exports no function ${stringify(fn)}; export it (export async function ${fn}(…)) or call one it exports: ${keys(exported).join(', ') || 'none'}`,
+      });
+      return;
+    }
+    let result: unknown;
+    try {
+      result = apply(target, undefined, args);
+    } catch (error) {
+      report(callId, fn, false, error);
+      return;
+    }
+    if (result !== null && (typeof result === 'object' || typeof result === 'function') && getPrototypeOf(result) === RealPromise.prototype) {
+      apply(promiseThen, result, [
+        (value: unknown) => report(callId, fn, true, value),
+        (error: unknown) => report(callId, fn, false, error),
+      ]);
+    } else if (result !== null && typeof result === 'object' && typeof read(result, 'then') === 'function') {
+      const promise = apply(promiseResolve, RealPromise, [result]) as Promise<unknown>;
+      apply(promiseThen, promise, [
+        (value: unknown) => report(callId, fn, true, value),
+        (error: unknown) => report(callId, fn, false, error),
+      ]);
+    } else {
+      report(callId, fn, true, result);
+    }
+  }
+
   return {
     setExports(namespace: Record<string, unknown>): [string[], Outbox] {
       const table = Object.create(null) as Record<string, Function>;
@@ -207,38 +241,12 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
       return [names, early];
     },
 
-    start(callId: number, fn: string, argsIn: unknown[] | string): Outbox {
+    start(batchIn: Array<[number, string, unknown[]]> | string): Outbox {
       outbox = [];
-      const args = typeof argsIn === 'string' ? (parse(argsIn) as unknown[]) : argsIn;
-      const target = exported[fn];
-      if (typeof target !== 'function') {
-        report(callId, fn, false, {
-          kind: 'NotExported',
-          name: 'NotExportedError',
-          message: `bundle ${config.bundle} exports no function ${stringify(fn)}; export it (export async function ${fn}(…)) or call one it exports: ${keys(exported).join(', ') || 'none'}`,
-        });
-        return outbox;
-      }
-      let result: unknown;
-      try {
-        result = apply(target, undefined, args);
-      } catch (error) {
-        report(callId, fn, false, error);
-        return outbox;
-      }
-      if (result !== null && (typeof result === 'object' || typeof result === 'function') && getPrototypeOf(result) === RealPromise.prototype) {
-        apply(promiseThen, result, [
-          (value: unknown) => report(callId, fn, true, value),
-          (error: unknown) => report(callId, fn, false, error),
-        ]);
-      } else if (result !== null && typeof result === 'object' && typeof read(result, 'then') === 'function') {
-        const promise = apply(promiseResolve, RealPromise, [result]) as Promise<unknown>;
-        apply(promiseThen, promise, [
-          (value: unknown) => report(callId, fn, true, value),
-          (error: unknown) => report(callId, fn, false, error),
-        ]);
-      } else {
-        report(callId, fn, true, result);
+      const batch = typeof batchIn === 'string' ? (parse(batchIn) as Array<[number, string, unknown[]]>) : batchIn;
+      for (let i = 0; i < batch.length; i++) {
+        const [callId, fn, args] = batch[i]!;
+        begin(callId, fn, args);
       }
       // The script's microtasks run after this returns, before the host copies the outbox.
       return outbox;

@@ -62,10 +62,11 @@ export interface SandboxEntries {
    */
   setExports(namespace: Record<string, unknown>): [names: string[], outbox: Outbox];
   /**
-   * Starts call `callId`: runs the exported function `fn` with `args`; its end comes in an outbox.
-   * `args` may come as JSON text (cheaper to copy in, when JSON carries them exactly).
+   * Starts a batch of calls `[callId, fn, args]`: runs each exported function `fn` with its `args`;
+   * each call's end comes in an outbox. The batch may come as JSON text (cheaper to copy in, when
+   * JSON carries it exactly).
    */
-  start(callId: number, fn: string, args: unknown[] | string): Outbox;
+  start(batch: Array<[callId: number, fn: string, args: unknown[]]> | string): Outbox;
   /** Settles a batch of answers to the script's requests (as JSON text when JSON carries it exactly). */
   settle(batch: Settlement[] | string): Outbox;
 }

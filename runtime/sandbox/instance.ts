@@ -2,8 +2,9 @@
  * One isolate running one version of one script bundle, and the bridge to it.
  *
  * The bridge (LIBRARY-NOTES, second design): the host enters the isolate synchronously on its own
- * main thread — `applySync` on the SDK's `start` (a new call) or `settle` (a batch of answers) —
- * and every entry is bounded by the sync `timeout`. The script's microtasks run inside the entry.
+ * main thread — `applySync` on the SDK's `start` (the calls asked for since the last turn) or
+ * `settle` (the answers that came in since the last turn) — and every entry is bounded by the sync
+ * `timeout`. Values go in as JSON text when JSON carries them exactly (cheaper than a copy). The script's microtasks run inside the entry.
  * What the script sends meanwhile (remote calls, look-ups, the ends of calls) goes into the SDK's
  * outbox, which the entry answers: isolated-vm copies an entry's result after the microtasks ran,
  * so one copy carries everything out. The host checks every message again (the SDK runs next to
@@ -102,7 +103,11 @@ export class BundleInstance {
   private settlementsJson = true;
   private settleScheduled = false;
   private entered = false;
-  private readonly deferredStarts: Array<() => void> = [];
+  /** Calls waiting for the next start entry (`[callId, fn, args]`), their records, and whether JSON carries all their args. */
+  private startQueue: Array<[number, string, unknown[]]> = [];
+  private startRecords: CallRecord[] = [];
+  private startJson = true;
+  private startScheduled = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -237,17 +242,35 @@ export class BundleInstance {
       this.calls.set(id, record);
       if (this.deadlineTimer === undefined) this.armDeadline();
       this.callsStarted++;
-      const start = () => {
-        if (this.state === 'dead') return;
-        this.enter(record, () => (needsMoreThanJson
-          ? this.startRef!.applySync(undefined, [id, fn, args], { arguments: { copy: true }, result: { copy: true }, timeout: this.limits.syncLimitMs })
-          : this.startRef!.applySync(undefined, [id, fn, JSON.stringify(args)], { result: { copy: true }, timeout: this.limits.syncLimitMs })
-        ) as Outbox);
-      };
-      if (this.entered) this.deferredStarts.push(start);
-      else start();
+      this.startQueue.push([id, fn, args]);
+      this.startRecords.push(record);
+      if (needsMoreThanJson) this.startJson = false;
+      if (!this.startScheduled) {
+        this.startScheduled = true;
+        queueMicrotask(this.startNow);
+      }
     });
   }
+
+  /**
+   * Starts the calls queued since the last turn, in one entry: calls made in one tick (64 players
+   * answered at once, each asking for the next call) cost one entry, not one each.
+   */
+  private readonly startNow = (): void => {
+    this.startScheduled = false;
+    if (this.state === 'dead' || this.startQueue.length === 0) return;
+    if (this.entered) return; // enter() schedules again when it returns
+    const batch = this.startQueue;
+    const records = this.startRecords;
+    const json = this.startJson;
+    this.startQueue = [];
+    this.startRecords = [];
+    this.startJson = true;
+    this.enter(records, () => (json
+      ? this.startRef!.applySync(undefined, [JSON.stringify(batch)], { result: { copy: true }, timeout: this.limits.syncLimitMs })
+      : this.startRef!.applySync(undefined, [batch], { arguments: { copy: true }, result: { copy: true }, timeout: this.limits.syncLimitMs })
+    ) as Outbox);
+  };
 
   /** A newer version took over: dispose now when idle, else once the calls in flight end. */
   retire(): void {
@@ -286,9 +309,9 @@ export class BundleInstance {
   /**
    * Runs one synchronous entry into the isolate and takes in what the script sent during it; then
    * hands the requests to the services in one loop. An entry that throws broke a limit (or the
-   * sandbox itself): `starting` is the call the entry started, if it started one.
+   * sandbox itself): `starting` are the calls the entry started, if it started some.
    */
-  private enter(starting: CallRecord | undefined, body: () => Outbox): void {
+  private enter(starting: CallRecord[] | undefined, body: () => Outbox): void {
     this.entered = true;
     let outbox: Outbox;
     try {
@@ -306,7 +329,10 @@ export class BundleInstance {
       return;
     }
     if (this.settlements.length > 0 && !this.settleScheduled) this.scheduleSettle();
-    while (this.deferredStarts.length > 0 && !this.entered && this.state !== 'dead') this.deferredStarts.shift()!();
+    if (this.startQueue.length > 0 && !this.startScheduled) {
+      this.startScheduled = true;
+      queueMicrotask(this.startNow);
+    }
   }
 
   /** Takes in an entry's outbox: ends of calls settle them; requests are checked and queued. */
@@ -521,10 +547,10 @@ export class BundleInstance {
   }
 
   /** An entry threw: a limit was broken (or the sandbox failed); the culprits get the limit error. */
-  private breakOn(error: unknown, starting: CallRecord | undefined): void {
+  private breakOn(error: unknown, starting: CallRecord[] | undefined): void {
     if (this.state === 'dead') return;
     const limit = this.limitOf(error);
-    const culprits = starting ? [starting] : [...this.calls.values()];
+    const culprits = starting ?? [...this.calls.values()];
     for (const record of culprits) {
       if (!this.calls.has(record.id)) continue;
       const during = `during call ${record.fn}`;
@@ -606,7 +632,9 @@ export class BundleInstance {
     this.toSend = [];
     this.settlements = [];
     this.settlementsJson = true;
-    this.deferredStarts.length = 0;
+    this.startQueue = [];
+    this.startRecords = [];
+    this.startJson = true;
     this.releaseHandles();
     if (!this.isolate.isDisposed) this.isolate.dispose();
     this.onDead(this);
