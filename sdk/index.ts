@@ -7,7 +7,7 @@
  * Everything a script sends is checked here first (value types, size) and again on the host.
  */
 import {
-  apply, defineProperty, deferred, freeze, getPrototypeOf, isSafeInteger, joinOf, keys, mapDeleteOf, mapGetOf,
+  apply, copyOf, create, defineProperty, deferred, freeze, getPrototypeOf, isSafeInteger, joinOf, keys, mapDeleteOf, mapGetOf,
   mapSetOf, parse, rejected, stringify,
 } from './intrinsics.js';
 import { formatLine } from './format.js';
@@ -138,7 +138,7 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
     } catch (error) {
       return rejected(error);
     }
-    return send('invoke', pid, [...path], copy);
+    return send('invoke', pid, copyOf(path), copy);
   };
 
   const lookup = (op: RequestOp, where: string) => (pid: number): Promise<unknown> => {
@@ -196,7 +196,7 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
       report(callId, fn, false, {
         kind: 'NotExported',
         name: 'NotExportedError',
-        message: `bundle ${config.bundle} exports no function ${stringify(fn)}; export it (export async function ${fn}(…)) or call one it exports: ${keys(exported).join(', ') || 'none'}`,
+        message: `bundle ${config.bundle} exports no function ${stringify(fn)}; export it (export async function ${fn}(…)) or call one it exports: ${joinOf(keys(exported), ', ') || 'none'}`,
       });
       return;
     }
@@ -225,9 +225,11 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
 
   return {
     setExports(namespace: Record<string, unknown>): [string[], Outbox] {
-      const table = Object.create(null) as Record<string, Function>;
+      const table = create(null) as Record<string, Function>;
       const names: string[] = [];
-      for (const name of keys(namespace)) {
+      const all = keys(namespace);
+      for (let i = 0; i < all.length; i++) {
+        const name = all[i]!;
         const value = namespace[name];
         if (typeof value === 'function') {
           table[name] = value;
@@ -245,8 +247,8 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
       outbox = [];
       const batch = typeof batchIn === 'string' ? (parse(batchIn) as Array<[number, string, unknown[]]>) : batchIn;
       for (let i = 0; i < batch.length; i++) {
-        const [callId, fn, args] = batch[i]!;
-        begin(callId, fn, args);
+        const call = batch[i]!;
+        begin(call[0], call[1], call[2]);
       }
       // The script's microtasks run after this returns, before the host copies the outbox.
       return outbox;

@@ -6,6 +6,7 @@
  */
 export const apply = Reflect.apply;
 export const defineProperty = Object.defineProperty;
+export const create = Object.create;
 export const freeze = Object.freeze;
 export const getPrototypeOf = Object.getPrototypeOf;
 export const getOwnPropertySymbols = Object.getOwnPropertySymbols;
@@ -71,6 +72,13 @@ export function weakSetAddOf(set: WeakSet<object>, value: object): void {
 export function isoOf(date: Date): string {
   const time = apply(dateGetTime, date, []) as number;
   return time === time ? (apply(dateToISOString, date, []) as string) : 'Invalid Date';
+}
+/** A copy of `list` (plus `extra`), made without the array iterator a script may have replaced. */
+export function copyOf<T>(list: readonly T[], extra?: T): T[] {
+  const out: T[] = [];
+  for (let i = 0; i < list.length; i++) out[i] = list[i]!;
+  if (extra !== undefined) out[out.length] = extra;
+  return out;
 }
 export function joinOf(parts: string[], separator: string): string {
   return apply(arrayJoin, parts, [separator]) as string;

@@ -7,7 +7,7 @@
  * Every node shares one handler; a node's pid and path live in a WeakMap keyed by its target (the
  * target never reaches the script), so making a remote player costs two small objects.
  */
-import { apply, freeze, joinOf, mapGetOf, mapSetOf, rejected } from './intrinsics.js';
+import { RealMap, apply, copyOf, freeze, joinOf, mapGetOf, mapSetOf, rejected } from './intrinsics.js';
 import { makeProxy } from './values.js';
 
 /** Sends one remote call. */
@@ -51,10 +51,10 @@ const handler: ProxyHandler<() => void> = {
       return property === 'then' || property === 'toJSON' ? undefined : () => describe(node);
     }
     let children = node.children;
-    if (children === undefined) children = node.children = new Map();
+    if (children === undefined) children = node.children = new RealMap();
     const known = mapGetOf(children, property);
     if (known !== undefined) return known;
-    const child = make(node.pid, [...node.path, property], node.dispatch);
+    const child = make(node.pid, copyOf(node.path, property), node.dispatch);
     mapSetOf(children, property, child);
     return child;
   },

@@ -77,7 +77,10 @@ function pathOf(walk: Walk): string {
   let path = '';
   const steps = walk.steps;
   for (let i = 0; i < steps.length; i++) {
-    const [kind, key, index] = steps[i]!;
+    const here = steps[i]!;
+    const kind = here[0];
+    const key = here[1];
+    const index = here[2];
     switch (kind) {
       case 0:
         path += `[${index}]`;

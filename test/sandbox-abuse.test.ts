@@ -205,6 +205,8 @@ test('globalThis tampering stays inside its own bundle: other bundles, and the S
       try { delete globalThis.log; attempts.deleted = 'deleted'; } catch (error) { attempts.deleted = error.constructor.name; }
       Object.prototype.polluted = 'yes';
       Array.prototype.push = function () { throw new Error('push is broken'); };
+      Array.prototype[Symbol.iterator] = function () { throw new Error('iteration is broken'); };
+      Map.prototype.set = function () { throw new Error('Map.set is broken'); };
       Object.keys = () => { throw new Error('keys is broken'); };
       Promise.prototype.then = function () { throw new Error('then is broken'); };
       JSON.stringify = () => 'broken';
