@@ -175,6 +175,23 @@ export class PlayerHost {
     }
     const remembered = loaded.player.rememberedCall(callId);
     if (remembered) return remembered.result;
+    // The same call arriving again while it runs (a retry overtaking its first try) waits for it.
+    const running = this.running.get(callId);
+    if (running) return running;
+    const result = this.run(loaded, path, args, callId);
+    this.running.set(callId, result);
+    try {
+      return await result;
+    } finally {
+      this.running.delete(callId);
+    }
+  }
+
+  /** Calls that are running now, by call id. */
+  private readonly running = new Map<string, Promise<unknown>>();
+
+  private async run(loaded: LoadedPlayer, path: string[], args: unknown[], callId: string): Promise<unknown> {
+    const key = path.join('.');
     let target: any = loaded.player;
     for (const segment of path.slice(0, -1)) target = target[segment];
     const method = target[path[path.length - 1]!];
