@@ -254,6 +254,12 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
       return outbox;
     },
 
+    take(): Outbox {
+      const sent = outbox;
+      outbox = [];
+      return sent;
+    },
+
     settle(batchIn: Settlement[] | string): Outbox {
       outbox = [];
       const batch = typeof batchIn === 'string' ? (parse(batchIn) as Settlement[]) : batchIn;

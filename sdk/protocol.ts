@@ -69,4 +69,10 @@ export interface SandboxEntries {
   start(batch: Array<[callId: number, fn: string, args: unknown[]]> | string): Outbox;
   /** Settles a batch of answers to the script's requests (as JSON text when JSON carries it exactly). */
   settle(batch: Settlement[] | string): Outbox;
+  /**
+   * Answers the outbox as it is (and empties it). For after an entry whose result was lost: when
+   * a promise the script left unhandled rejects, isolated-vm throws that rejection out of the
+   * entry instead of answering its result.
+   */
+  take(): Outbox;
 }

@@ -255,6 +255,26 @@ test('a script that throws, or throws what is not an Error, gives a ScriptError 
   await good.finish();
 });
 
+test('a promise the script leaves unhandled is reported in the log; its call and the isolate go on', async () => {
+  const { host, services } = makeHost();
+  services.addPlayer(1);
+  await host.reload('careless', `
+    export async function main() {
+      cproxyplayer.new(404).addgold(1, 'fire and forget');   // rejects later: PlayerOffline
+      Promise.reject(new RangeError('nobody listens'));       // rejects now
+      const gold = await cproxyplayer.new(1).addgold(5, 'awaited');
+      return 'done:' + gold;
+    }`);
+  assert.is(await host.run('careless', 'main'), 'done:5');
+  assert.is(await host.run('careless', 'main'), 'done:5');
+  const unhandled = services.logs.filter((line) => line.level === 'error').map((line) => line.message);
+  assert.ok(unhandled.length >= 2, JSON.stringify(unhandled));
+  assert.ok(unhandled.every((line) => line.startsWith('a promise the script did not handle was rejected (await it, or add .catch): ')));
+  assert.ok(unhandled.some((line) => /RangeError: nobody listens\n {4}at main \(careless\.bundle\.js:4:\d+\)/.test(line)), JSON.stringify(unhandled));
+  assert.ok(unhandled.some((line) => line.includes('player 404 is offline')), JSON.stringify(unhandled));
+  assert.is(host.stats('careless').isolatesMade, 0, 'the isolate was not stopped');
+});
+
 test('log floods are cut to the line limit, and a script cannot log host objects it does not have', async () => {
   const { host, services } = makeHost({ maxLogChars: 200 });
   await host.reload('chatty', `

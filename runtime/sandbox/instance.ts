@@ -95,6 +95,7 @@ export class BundleInstance {
   private context: ivm.Context | undefined;
   private startRef: Ref | undefined;
   private settleRef: Ref | undefined;
+  private takeRef: Ref | undefined;
   private readonly calls = new Map<number, CallRecord>();
   /** Requests taken in from the current entry, handed to the services when it ends. */
   private toSend: OutgoingRequest[] = [];
@@ -164,6 +165,7 @@ export class BundleInstance {
     try {
       this.startRef = entries.getSync('start', { reference: true }) as Ref;
       this.settleRef = entries.getSync('settle', { reference: true }) as Ref;
+      this.takeRef = entries.getSync('take', { reference: true }) as Ref;
       setExports = entries.getSync('setExports', { reference: true }) as Ref;
     } finally {
       entries.release();
@@ -317,9 +319,13 @@ export class BundleInstance {
     try {
       outbox = body();
     } catch (error) {
-      this.entered = false;
-      this.breakOn(error, starting);
-      return;
+      const recovered = this.limitOf(error) === null ? this.afterUnhandledRejection(error) : null;
+      if (recovered === null) {
+        this.entered = false;
+        this.breakOn(error, starting);
+        return;
+      }
+      outbox = recovered;
     }
     this.entered = false;
     this.absorb(outbox);
@@ -332,6 +338,26 @@ export class BundleInstance {
     if (this.startQueue.length > 0 && !this.startScheduled) {
       this.startScheduled = true;
       queueMicrotask(this.startNow);
+    }
+  }
+
+  /**
+   * An entry threw without breaking a limit. The SDK's entries catch everything the script
+   * throws, so this is a promise the script left unhandled that rejected (isolated-vm throws the
+   * first such rejection out of the entry, in place of its result). Like Node, report it in the
+   * log; unlike Node, keep going: take the entry's outbox with a second, tiny entry. Null when
+   * that fails too (then the sandbox itself is broken).
+   */
+  private afterUnhandledRejection(error: unknown): Outbox | null {
+    try {
+      const outbox = this.takeRef!.applySync(undefined, [], { result: { copy: true }, timeout: this.limits.syncLimitMs }) as Outbox;
+      const stack = error instanceof Error ? error.stack ?? `${error.name}: ${error.message}` : String(error);
+      const { frames } = this.version.mapper.mapStack(stack);
+      const head = error instanceof Error ? `${error.name}: ${this.version.mapper.mapText(error.message)}` : String(error);
+      this.onLog('error', `a promise the script did not handle was rejected (await it, or add .catch): ${head}${frames.length ? `\n${frames.join('\n')}` : ''}`);
+      return outbox;
+    } catch {
+      return null;
     }
   }
 
@@ -382,7 +408,7 @@ export class BundleInstance {
     for (const request of batch) {
       let answer: Promise<unknown>;
       try {
-        answer = this.serve(request);
+        answer = Promise.resolve(this.serve(request));
       } catch (error) {
         answer = Promise.reject(error);
       }
@@ -611,7 +637,7 @@ export class BundleInstance {
   }
 
   private releaseHandles(): void {
-    for (const handle of [this.startRef, this.settleRef, this.context]) {
+    for (const handle of [this.startRef, this.settleRef, this.takeRef, this.context]) {
       try {
         handle?.release();
       } catch {
@@ -620,6 +646,7 @@ export class BundleInstance {
     }
     this.startRef = undefined;
     this.settleRef = undefined;
+    this.takeRef = undefined;
     this.context = undefined;
   }
 
