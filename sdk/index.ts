@@ -19,7 +19,7 @@ import { installProxyRegistry, snapshotValue } from './values.js';
 const KINDS = new Set([
   'PlayerOffline', 'StaleOwner', 'ValueType', 'NotExported', 'Timeout', 'ServerUnavailable', 'Unauthenticated',
   'ReadOnlyPlayer', 'StoreUnavailable', 'PlayerMoved', 'InsufficientResource', 'NotFound', 'Config', 'Internal',
-  'TokenInvalid', 'TokenExpired', 'TokenUsed', 'TokenWrongPlayer', 'TokenWrongDestination',
+  'TokenInvalid', 'TokenExpired', 'TokenUsed', 'TokenWrongPlayer', 'TokenWrongDestination', 'Sandbox',
 ]);
 
 /** Globals a script must not have: shared memory and WebAssembly (outside the memory limit), and a silent console. */

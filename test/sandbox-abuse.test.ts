@@ -275,6 +275,25 @@ test('a promise the script leaves unhandled is reported in the log; its call and
   assert.is(host.stats('careless').isolatesMade, 0, 'the isolate was not stopped');
 });
 
+test('a flood of remote calls is held to the limit of calls waiting at once; the rest are refused with a clear error', async () => {
+  const { host, services } = makeHost({ maxRequestsInFlight: 100 });
+  services.addPlayer(1);
+  await host.reload('flood', `
+    export async function main(count) {
+      const player = cproxyplayer.new(1);
+      const results = await Promise.allSettled(Array.from({ length: count }, () => player.addgold(1, 'flood')));
+      const refused = results.filter((result) => result.status === 'rejected');
+      return { sent: count - refused.length, refused: refused.length, kind: refused[0] && refused[0].reason.kind, message: refused[0] && refused[0].reason.message };
+    }`);
+  const result = await host.run('flood', 'main', [250]) as { sent: number; refused: number; kind: string; message: string };
+  assert.is(result.sent, 100);
+  assert.is(result.refused, 150);
+  assert.is(result.kind, 'Sandbox');
+  assert.match(result.message, /^bundle flood has 100 remote calls waiting for answers, the most it may; await some before making more/);
+  assert.is(services.calls.length, 100, 'only the allowed ones reached the services');
+  assert.equal(await host.run('flood', 'main', [100]), { sent: 100, refused: 0, kind: undefined, message: undefined }, 'answered calls make room again');
+});
+
 test('log floods are cut to the line limit, and a script cannot log host objects it does not have', async () => {
   const { host, services } = makeHost({ maxLogChars: 200 });
   await host.reload('chatty', `

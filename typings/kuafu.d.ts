@@ -185,7 +185,9 @@ type KuafuErrorKind =
   | 'StoreUnavailable'
   | 'Unauthenticated'
   | 'Config'
-  | 'Internal';
+  | 'Internal'
+  /** The sandbox refused the request: a remote call at the top level of the file, or too many waiting at once. */
+  | 'Sandbox';
 
 /**
  * An error from a remote call, as a script catches it: `kind` says what happened, the message says

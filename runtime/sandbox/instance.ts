@@ -38,6 +38,8 @@ export interface Limits {
   syncLimitMs: number;
   maxValueBytes: number;
   maxLogChars: number;
+  /** Remote calls and look-ups one isolate may have waiting for answers at once. */
+  maxRequestsInFlight: number;
 }
 
 /** One loaded version of a bundle. */
@@ -110,6 +112,8 @@ export class BundleInstance {
   private startJson = true;
   private startScheduled = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
+  /** Requests handed to the services and not answered yet (or about to be handed over). */
+  private requestsInFlight = 0;
 
   constructor(
     readonly version: BundleVersion,
@@ -432,6 +436,7 @@ export class BundleInstance {
 
   private onAnswer(request: OutgoingRequest, ok: boolean, value: unknown): void {
     if (this.state === 'dead') return;
+    this.requestsInFlight--;
     if (ok) {
       try {
         if (checkLabelled(value, () => `the answer to ${describeRequest(request)}: result`, this.limits.maxValueBytes)) {
@@ -470,6 +475,17 @@ export class BundleInstance {
       this.settle([id, false, problem]);
       return;
     }
+    if (this.requestsInFlight >= this.limits.maxRequestsInFlight) {
+      this.settle([id, false, {
+        kind: 'Sandbox',
+        name: 'SandboxError',
+        message: `bundle ${this.name} has ${this.requestsInFlight} remote calls waiting for answers, the most it may; await some before making more (e.g. in batches of a few hundred)`,
+        stack: '',
+        details: { limit: this.limits.maxRequestsInFlight },
+      }]);
+      return;
+    }
+    this.requestsInFlight++;
     this.toSend.push({ id, op: op as RequestOp, pid: pid as number, path: path as string[] | null, args: args as unknown[] | null });
   }
 
@@ -481,7 +497,7 @@ export class BundleInstance {
       return refuse('ValueType', `pid must be a positive integer player id, got ${typeof pid === 'number' ? pid : typeof pid}`);
     }
     if (this.calls.size === 0) {
-      return refuse('Internal', `bundle ${this.name} made a request while none of its calls was running (at its top level, or after its call ended); make remote calls inside an exported function`);
+      return refuse('Sandbox', `bundle ${this.name} made a request while none of its calls was running (at its top level, or after its call ended); make remote calls inside an exported function`);
     }
     if (op !== 'invoke') return null;
     if (!Array.isArray(path) || path.length === 0 || path.length > MAX_PATH_LENGTH

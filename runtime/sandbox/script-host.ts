@@ -40,6 +40,8 @@ export interface ScriptHostOptions {
   maxValueBytes?: number;
   /** The longest script log line, in characters (default 8192). */
   maxLogChars?: number;
+  /** Remote calls and look-ups one bundle may have waiting for answers at once (default 1024). */
+  maxRequestsInFlight?: number;
   /** Where the host reports its own failures (default: a logger named `scripts`). */
   logger?: Logger;
 }
@@ -121,6 +123,7 @@ export class ScriptHost {
       syncLimitMs: Math.min(deadlineMs, positive(options.syncLimitMs, 1000, 'syncLimitMs')),
       maxValueBytes: positive(options.maxValueBytes, DEFAULT_MAX_VALUE_BYTES, 'maxValueBytes'),
       maxLogChars: positive(options.maxLogChars, 8192, 'maxLogChars'),
+      maxRequestsInFlight: positive(options.maxRequestsInFlight, 1024, 'maxRequestsInFlight'),
     };
     this.services = options.services;
     this.logger = options.logger ?? createLogger('scripts');
