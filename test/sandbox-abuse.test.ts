@@ -314,4 +314,17 @@ test('log floods are cut to the line limit, and a script cannot log host objects
   assert.is(services.calls.length, 0, 'printing a remote player calls nothing');
 });
 
+test('a script that logs in a loop is held to the lines-per-second limit; the dropped lines are counted', async () => {
+  const { host, services } = makeHost({ maxLogLinesPerSecond: 50 });
+  await host.reload('spam', `export function main(n) { for (let i = 0; i < n; i++) log.info('line', i); return n; }`);
+  assert.is(await host.run('spam', 'main', [10_000]), 10_000);
+  assert.ok(services.logs.length <= 100, `${services.logs.length} lines reached the log`);
+  assert.ok(services.logs.length >= 50);
+  assert.is(services.logs[0]!.message, 'line 0');
+  // The next line written once the window has passed says how many were dropped.
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await host.run('spam', 'main', [1]);
+  assert.match(services.logs.at(-1)!.message, /^\(\d+ line\(s\) dropped before this one: more than 50 a second\) line 0$/);
+});
+
 test.run();

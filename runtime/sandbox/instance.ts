@@ -40,6 +40,8 @@ export interface Limits {
   maxLogChars: number;
   /** Remote calls and look-ups one isolate may have waiting for answers at once. */
   maxRequestsInFlight: number;
+  /** Log lines one isolate may write in a second; more are dropped (and counted). */
+  maxLogLinesPerSecond: number;
 }
 
 /** One loaded version of a bundle. */
@@ -114,6 +116,9 @@ export class BundleInstance {
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** Requests handed to the services and not answered yet (or about to be handed over). */
   private requestsInFlight = 0;
+  private logWindowStart = 0;
+  private logLinesInWindow = 0;
+  private logLinesDropped = 0;
 
   constructor(
     readonly version: BundleVersion,
@@ -539,6 +544,20 @@ export class BundleInstance {
     const at = typeof level === 'string' && LOG_LEVELS.has(level as LogLevel) ? (level as LogLevel) : 'info';
     let line = typeof text === 'string' ? text : String(text);
     if (line.length > this.limits.maxLogChars + 100) line = `${line.slice(0, this.limits.maxLogChars)}… (cut)`;
+    // At most maxLogLinesPerSecond lines a second; the lines dropped are counted on the next one.
+    const now = performance.now();
+    if (now - this.logWindowStart >= 1000) {
+      this.logWindowStart = now;
+      this.logLinesInWindow = 0;
+    }
+    if (++this.logLinesInWindow > this.limits.maxLogLinesPerSecond) {
+      this.logLinesDropped++;
+      return;
+    }
+    if (this.logLinesDropped > 0) {
+      line = `(${this.logLinesDropped} line(s) dropped before this one: more than ${this.limits.maxLogLinesPerSecond} a second) ${line}`;
+      this.logLinesDropped = 0;
+    }
     try {
       this.services.log(at, this.name, this.version.mapper.mapText(line));
     } catch (error) {

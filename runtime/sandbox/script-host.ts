@@ -42,6 +42,8 @@ export interface ScriptHostOptions {
   maxLogChars?: number;
   /** Remote calls and look-ups one bundle may have waiting for answers at once (default 1024). */
   maxRequestsInFlight?: number;
+  /** Log lines one bundle may write in a second (default 200); more are dropped, and counted on the next line. */
+  maxLogLinesPerSecond?: number;
   /** Where the host reports its own failures (default: a logger named `scripts`). */
   logger?: Logger;
 }
@@ -124,6 +126,7 @@ export class ScriptHost {
       maxValueBytes: positive(options.maxValueBytes, DEFAULT_MAX_VALUE_BYTES, 'maxValueBytes'),
       maxLogChars: positive(options.maxLogChars, 8192, 'maxLogChars'),
       maxRequestsInFlight: positive(options.maxRequestsInFlight, 1024, 'maxRequestsInFlight'),
+      maxLogLinesPerSecond: positive(options.maxLogLinesPerSecond, 200, 'maxLogLinesPerSecond'),
     };
     this.services = options.services;
     this.logger = options.logger ?? createLogger('scripts');
