@@ -15,7 +15,8 @@ import { Redis } from 'ioredis';
 import { NotFoundError, StaleOwnerError, StoreUnavailableError } from '../runtime/errors.js';
 import { MemoryStore } from '../runtime/store/memory-store.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
-import type { ProfileChange, Route, RouteChange, ServerRecord, Store } from '../runtime/store/store.js';
+import type { ProfileChange, Route, RouteChange, ServerRecord, Store, TreasuryChange, TreasuryOutcome } from '../runtime/store/store.js';
+import { FIRST_ACCOUNT_PID } from '../runtime/store/store.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
 
 /** How long an awaited event may take before the test fails (generous: a loaded 2-core machine). */
@@ -464,6 +465,194 @@ function contract(name: string, backend: Backend): void {
     }
   });
 
+  test('syncProfileRoute copies the route into the profile (home, server, online), publishing only what changed', async () => {
+    const { store, peer } = w();
+    const changes = new Inbox<ProfileChange>('profile listener on the other store');
+    peer.onProfileChange(changes.push);
+    const pid = nextPid();
+    assert.is(await store.syncProfileRoute(pid), null, 'no route, no profile');
+    assert.is(await store.getProfile(pid), null);
+
+    await store.ensureRoute(pid, 'home-1');
+    await store.updateProfile(pid, { name: 'Dana' });
+    const first = await store.syncProfileRoute(pid);
+    assert.equal(first, { pid, version: 2, fields: { name: 'Dana', home: 'home-1', server: 'home-1', online: false } });
+    assert.equal(await store.syncProfileRoute(pid), first, 'nothing changed: same version, no publication');
+
+    await store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    const moved = await peer.syncProfileRoute(pid);
+    assert.equal(moved, { pid, version: 3, fields: { name: 'Dana', home: 'home-1', server: 'game-2', online: true } });
+    await store.setOnline(pid, 1, false);
+    assert.equal((await store.syncProfileRoute(pid))!.fields, { name: 'Dana', home: 'home-1', server: 'game-2', online: false });
+
+    await changes.waitForEqual({ pid, version: 4, changed: { online: false } });
+    assert.equal(changes.events.filter((e) => e.pid === pid), [
+      { pid, version: 1, changed: { name: 'Dana' } },
+      { pid, version: 2, changed: { home: 'home-1', server: 'home-1', online: false } },
+      { pid, version: 3, changed: { server: 'game-2', online: true } },
+      { pid, version: 4, changed: { online: false } },
+    ]);
+  });
+
+  test('fillProfile sets only the fields a profile lacks, and publishes only those', async () => {
+    const { store, peer } = w();
+    const changes = new Inbox<ProfileChange>('profile listener');
+    peer.onProfileChange(changes.push);
+    const pid = nextPid();
+    assert.equal(await store.fillProfile(pid, { name: 'Eli', level: 3 }), { pid, version: 1, fields: { name: 'Eli', level: 3 } });
+    await store.updateProfile(pid, { level: 9 });
+    assert.equal(await store.fillProfile(pid, { name: 'Other', level: 1, power: 40 }), { pid, version: 3, fields: { name: 'Eli', level: 9, power: 40 } });
+    assert.equal(await store.fillProfile(pid, { name: 'Again' }), { pid, version: 3, fields: { name: 'Eli', level: 9, power: 40 } }, 'nothing missing: no change');
+    await changes.waitForEqual({ pid, version: 3, changed: { power: 40 } });
+    assert.is(changes.events.filter((e) => e.pid === pid).length, 3);
+  });
+
+  // ---- guilds ----
+
+  test('createGuild / getGuild / setGuildMember', async () => {
+    const { store, peer } = w();
+    assert.is(await store.getGuild('g1'), null);
+    const made = await store.createGuild('g1', 'Wolves');
+    assert.ok(made.created);
+    assert.equal({ ...made.guild, createdAt: 0 }, { gid: 'g1', name: 'Wolves', createdAt: 0, members: [], treasury: {} });
+    const again = await peer.createGuild('g1', 'Another name');
+    assert.not.ok(again.created, 'a second create changes nothing');
+    assert.is(again.guild.name, 'Wolves');
+    assert.ok(await store.setGuildMember('g1', 2002, true));
+    assert.ok(await peer.setGuildMember('g1', 1001, true));
+    assert.not.ok(await store.setGuildMember('g1', 1001, true), 'already a member');
+    assert.equal((await peer.getGuild('g1'))!.members, [1001, 2002]);
+    assert.ok(await store.setGuildMember('g1', 2002, false));
+    assert.not.ok(await store.setGuildMember('g1', 2002, false));
+    assert.equal((await store.getGuild('g1'))!.members, [1001]);
+    await rejects(store.setGuildMember('nope', 1, true), NotFoundError, 'a member of a guild that does not exist');
+  });
+
+  test('applyTreasuryChanges: deposits, deductions, refusals, replays and conflicts, in order; the ledger', async () => {
+    const { store, peer } = w();
+    await store.createGuild('g2', 'Bears');
+    const change = (requestId: string, kind: 'deposit' | 'deduct', amount: number, resource = 'wood'): TreasuryChange =>
+      ({ gid: 'g2', requestId, kind, resource, amount, reason: `test ${requestId}` });
+    const summary = (outcomes: TreasuryOutcome[]) => outcomes.map((o) => `${o.requestId} ${o.status} ${o.balance}${o.replayed ? ' replayed' : ''}`);
+    assert.equal(summary(await store.applyTreasuryChanges([
+      change('r1', 'deposit', 10),
+      change('r2', 'deduct', 4),
+      change('r3', 'deduct', 7),
+      change('r4', 'deduct', 6),
+      change('r2', 'deduct', 4),
+      change('r5', 'deposit', 3, 'stone'),
+    ])), ['r1 applied 10', 'r2 applied 6', 'r3 insufficient 6', 'r4 applied 0', 'r2 applied 6 replayed', 'r5 applied 3']);
+    assert.equal((await peer.getGuild('g2'))!.treasury, { wood: 0, stone: 3 });
+
+    const [replayed] = await peer.applyTreasuryChanges([change('r3', 'deduct', 7)]);
+    assert.equal(replayed, { requestId: 'r3', status: 'insufficient', kind: 'deduct', resource: 'wood', amount: 7, balance: 6, replayed: true },
+      'a refused request stays refused: its first outcome');
+    const [conflict] = await store.applyTreasuryChanges([change('r1', 'deduct', 1)]);
+    assert.is(conflict!.status, 'conflict', 'a request id used again for another change');
+    const [missing] = await store.applyTreasuryChanges([{ ...change('r9', 'deposit', 1), gid: 'no-such-guild' }]);
+    assert.is(missing!.status, 'missing');
+    const [overflow] = await store.applyTreasuryChanges([change('r6', 'deposit', Number.MAX_SAFE_INTEGER, 'stone')]);
+    assert.is(overflow!.status, 'overflow');
+    const [big] = await store.applyTreasuryChanges([change('r7', 'deposit', Number.MAX_SAFE_INTEGER - 3, 'stone')]);
+    assert.equal([big!.status, big!.balance], ['applied', Number.MAX_SAFE_INTEGER], 'balances are exact up to MAX_SAFE_INTEGER');
+    assert.equal((await store.getGuild('g2'))!.treasury, { wood: 0, stone: Number.MAX_SAFE_INTEGER });
+
+    const ledger = await peer.guildLedger('g2', 10);
+    assert.equal(ledger.map((e) => `${e.requestId} ${e.kind} ${e.resource} ${e.amount} ${e.balance} ${e.reason}`), [
+      `r7 deposit stone ${Number.MAX_SAFE_INTEGER - 3} ${Number.MAX_SAFE_INTEGER} test r7`,
+      'r5 deposit stone 3 3 test r5', 'r4 deduct wood 6 0 test r4', 'r2 deduct wood 4 6 test r2', 'r1 deposit wood 10 10 test r1',
+    ], 'applied changes only, newest first');
+    assert.equal((await store.guildLedger('g2', 2)).length, 2);
+  });
+
+  test('concurrent deductions from two stores: exactly what the balance covers succeeds, retries count once', async () => {
+    const { store, peer } = w();
+    await store.createGuild('g3', 'Owls');
+    await store.applyTreasuryChanges([{ gid: 'g3', requestId: 'fund', kind: 'deposit', resource: 'gold', amount: 100, reason: 'fund' }]);
+    const deduct = (i: number): TreasuryChange => ({ gid: 'g3', requestId: `d${i}`, kind: 'deduct', resource: 'gold', amount: 1, reason: 'test' });
+    const batches: Promise<TreasuryOutcome[]>[] = [];
+    for (let b = 0; b < 20; b++) {
+      const ids = Array.from({ length: 10 }, (_, i) => b * 10 + i);
+      // Every batch also retries two requests of the batch before it.
+      const retries = b > 0 ? [b * 10 - 1, b * 10 - 2] : [];
+      batches.push((b % 2 ? peer : store).applyTreasuryChanges([...ids, ...retries].map(deduct)));
+    }
+    const outcomes = (await Promise.all(batches)).flat();
+    const firsts = outcomes.filter((o) => !o.replayed);
+    assert.is(firsts.length, 200);
+    assert.is(firsts.filter((o) => o.status === 'applied').length, 100);
+    assert.ok(outcomes.every((o) => o.balance >= 0));
+    for (const retry of outcomes.filter((o) => o.replayed)) {
+      const first = firsts.find((o) => o.requestId === retry.requestId)!;
+      assert.equal({ ...retry, replayed: false }, first, `retry of ${retry.requestId} returns its first outcome`);
+    }
+    assert.equal((await peer.getGuild('g3'))!.treasury, { gold: 0 });
+  });
+
+  // ---- leaderboards ----
+
+  test('setRankScore / rankTop / rankOf: best first, ties in Redis order, removal', async () => {
+    const { store, peer } = w();
+    await store.setRankScore('level', 1001, 5);
+    await peer.setRankScore('level', 1002, 9);
+    await store.setRankScore('level', 1003, 7.5);
+    await store.setRankScore('level', 1004, 7.5);
+    await store.setRankScore('power', 1001, 100);
+    assert.equal(await peer.rankTop('level', 10), [
+      { rank: 1, pid: 1002, score: 9 }, { rank: 2, pid: 1004, score: 7.5 }, { rank: 3, pid: 1003, score: 7.5 }, { rank: 4, pid: 1001, score: 5 },
+    ]);
+    assert.equal(await store.rankTop('level', 2), [{ rank: 1, pid: 1002, score: 9 }, { rank: 2, pid: 1004, score: 7.5 }]);
+    assert.equal(await store.rankOf('level', 1001), { rank: 4, pid: 1001, score: 5 });
+    assert.equal(await store.rankOf('power', 1001), { rank: 1, pid: 1001, score: 100 });
+    assert.is(await store.rankOf('level', 9999), null);
+    await store.setRankScore('level', 1002, 1);
+    await store.setRankScore('level', 1004, null);
+    assert.equal((await peer.rankTop('level', 10)).map((e) => e.pid), [1003, 1001, 1002]);
+    assert.equal(await store.rankTop('empty', 10), []);
+  });
+
+  // ---- accounts and orders ----
+
+  test('createAccount allocates player ids once per account name; getAccount', async () => {
+    const { store, peer } = w();
+    assert.is(await store.getAccount('ann'), null);
+    const ann = await store.createAccount('ann', 'hash-a', 'HS');
+    assert.ok(ann.created);
+    assert.equal({ ...ann.account, createdAt: 0 }, { account: 'ann', pid: FIRST_ACCOUNT_PID, home: 'HS', passwordHash: 'hash-a', createdAt: 0 });
+    const bob = await peer.createAccount('bob', 'hash-b', 'GS1');
+    assert.is(bob.account.pid, FIRST_ACCOUNT_PID + 1);
+    const again = await peer.createAccount('ann', 'other', 'GS2');
+    assert.not.ok(again.created);
+    assert.equal(again.account, ann.account, 'the existing account, unchanged');
+    assert.equal(await peer.getAccount('bob'), bob.account);
+  });
+
+  test('recharge orders: created once per id, pending oldest first, delivered once', async () => {
+    const { store, peer } = w();
+    const a = await store.createOrder('o-1', 1001, 60);
+    assert.ok(a.created);
+    assert.equal({ ...a.order, createdAt: 0 }, { order: 'o-1', pid: 1001, amount: 60, state: 'pending', createdAt: 0, deliveredAt: 0 });
+    await peer.createOrder('o-2', 1001, 30);
+    await store.createOrder('o-3', 2002, 10);
+    const replay = await peer.createOrder('o-1', 1001, 999);
+    assert.not.ok(replay.created, 'a replayed order id adds nothing');
+    assert.equal(replay.order, a.order);
+    assert.equal((await store.pendingOrders(1001)).map((o) => o.order), ['o-1', 'o-2']);
+    assert.equal((await peer.playersWithPendingOrders()).sort(), [1001, 2002]);
+
+    const delivered = await store.markOrderDelivered('o-1');
+    assert.is(delivered.state, 'delivered');
+    assert.ok(delivered.deliveredAt > 0);
+    assert.equal(await peer.markOrderDelivered('o-1'), delivered, 'idempotent');
+    assert.equal(await peer.getOrder('o-1'), delivered);
+    assert.equal((await store.pendingOrders(1001)).map((o) => o.order), ['o-2']);
+    await store.markOrderDelivered('o-2');
+    assert.equal(await store.pendingOrders(1001), []);
+    assert.equal(await store.playersWithPendingOrders(), [2002]);
+    assert.is(await store.getOrder('o-9'), null);
+    await rejects(store.markOrderDelivered('o-9'), NotFoundError, 'delivering an order that does not exist');
+  });
+
   // ---- server registry ----
 
   test('announceServer / listServers / getServer / withdrawServer', async () => {
@@ -665,6 +854,10 @@ async function redisStore(url: string, commandTimeoutMs?: number): Promise<Redis
     await down('saveDocument', store.saveDocument(pid, 0, { gold: 2n }));
     await down('loadDocument', store.loadDocument(pid));
     await down('updateProfile', store.updateProfile(pid, { level: 3 }));
+    await down('syncProfileRoute', store.syncProfileRoute(pid));
+    await down('applyTreasuryChanges', store.applyTreasuryChanges([{ gid: 'g', requestId: 'r', kind: 'deposit', resource: 'wood', amount: 1, reason: 'outage' }]));
+    await down('rankTop', store.rankTop('level', 10));
+    await down('createOrder', store.createOrder('o-outage', pid, 1));
     await down('announceServer', store.announceServer(record('game-1'), 60_000));
     await down('listServers', store.listServers());
     // A batch of saves fails as a whole or save by save, but always with StoreUnavailableError.

@@ -7,10 +7,12 @@ import { NotFoundError } from '../errors.js';
 import { decodeDocument, encodeDocument } from '../rpc/values.js';
 import { Listeners } from '../util/listeners.js';
 import type {
-  Claim, FencedSave, Mark, Profile, ProfileChange, ProfileValue, Route, RouteChange, ServerRecord, Store,
-  StoredDocument, Unsubscribe,
+  Account, Claim, FencedSave, Guild, LedgerEntry, Mark, Profile, ProfileChange, ProfileValue, RankEntry, RechargeOrder, Route,
+  RouteChange, ServerRecord, Store, StoredDocument, TreasuryChange, TreasuryOutcome, Unsubscribe,
 } from './store.js';
-import { REMEMBERED_CALLS } from './store.js';
+import {
+  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS, ownerOf,
+} from './store.js';
 import { staleOwner } from './store-errors.js';
 
 export class MemoryStore implements Store {
@@ -21,6 +23,13 @@ export class MemoryStore implements Store {
   private readonly documents = new Map<number, { text: string; epoch: number; calls: Map<string, string> }>();
   private readonly profiles = new Map<number, Profile>();
   private readonly servers = new Map<string, { record: ServerRecord; expiresAt: number }>();
+  private readonly guilds = new Map<string, MemoryGuild>();
+  private readonly boards = new Map<string, Map<number, number>>();
+  private readonly accounts = new Map<string, Account>();
+  private nextPid = FIRST_ACCOUNT_PID;
+  private readonly orders = new Map<string, RechargeOrder>();
+  /** Pending order ids by player, in creation order. */
+  private readonly pending = new Map<number, Set<string>>();
   private readonly routeListeners = new Listeners<RouteChange>('route change');
   private readonly profileListeners = new Listeners<ProfileChange>('profile change');
   private readonly reconnectListeners = new Listeners<void>('store reconnect');
@@ -160,6 +169,179 @@ export class MemoryStore implements Store {
     return this.profileListeners.add(listener);
   }
 
+  async syncProfileRoute(pid: number): Promise<Profile | null> {
+    const route = this.routes.get(pid);
+    if (!route) return null;
+    const want: Record<string, ProfileValue> = { home: route.home, server: ownerOf(route), online: route.online };
+    const profile = this.profiles.get(pid);
+    const changed: Record<string, ProfileValue> = {};
+    for (const [name, value] of Object.entries(want)) {
+      if (!profile || !(name in profile.fields) || profile.fields[name] !== value) changed[name] = value;
+    }
+    if (Object.keys(changed).length === 0) return this.getProfile(pid);
+    return this.updateProfile(pid, changed);
+  }
+
+  async fillProfile(pid: number, fields: Record<string, ProfileValue>): Promise<Profile> {
+    const profile = this.profiles.get(pid);
+    const missing: Record<string, ProfileValue> = {};
+    for (const [name, value] of Object.entries(fields)) {
+      if (!profile || !(name in profile.fields)) missing[name] = value;
+    }
+    if (Object.keys(missing).length === 0) return (await this.getProfile(pid))!;
+    return this.updateProfile(pid, missing);
+  }
+
+  // ---- guilds ----
+
+  async createGuild(gid: string, name: string): Promise<{ created: boolean; guild: Guild }> {
+    const created = !this.guilds.has(gid);
+    if (created) {
+      this.guilds.set(gid, {
+        name, createdAt: Date.now(), members: new Set(), treasury: new Map(), requests: new Map(), ledger: [],
+      });
+    }
+    return { created, guild: (await this.getGuild(gid))! };
+  }
+
+  async getGuild(gid: string): Promise<Guild | null> {
+    const guild = this.guilds.get(gid);
+    if (!guild) return null;
+    return {
+      gid, name: guild.name, createdAt: guild.createdAt,
+      members: [...guild.members].sort((a, b) => a - b),
+      treasury: Object.fromEntries(guild.treasury),
+    };
+  }
+
+  async setGuildMember(gid: string, pid: number, member: boolean): Promise<boolean> {
+    const guild = this.guilds.get(gid);
+    if (!guild) throw new NotFoundError(`There is no guild ${gid}: create it first.`, { gid });
+    const had = guild.members.has(pid);
+    if (member) guild.members.add(pid);
+    else guild.members.delete(pid);
+    return had !== member;
+  }
+
+  async applyTreasuryChanges(changes: TreasuryChange[]): Promise<TreasuryOutcome[]> {
+    return changes.map((change) => this.applyTreasuryChange(change));
+  }
+
+  private applyTreasuryChange(change: TreasuryChange): TreasuryOutcome {
+    const { gid, requestId, kind, resource, amount } = change;
+    const guild = this.guilds.get(gid);
+    const outcome = (status: TreasuryOutcome['status'], balance: number): TreasuryOutcome =>
+      ({ requestId, status, kind, resource, amount, balance, replayed: false });
+    if (!guild) return outcome('missing', 0);
+    const remembered = guild.requests.get(requestId);
+    if (remembered) {
+      if (remembered.kind !== kind || remembered.resource !== resource || remembered.amount !== amount) {
+        return { ...outcome('conflict', remembered.balance), replayed: true };
+      }
+      return { ...remembered, requestId, replayed: true };
+    }
+    let balance = guild.treasury.get(resource) ?? 0;
+    let status: TreasuryOutcome['status'] = 'applied';
+    if (kind === 'deduct') {
+      if (balance < amount) status = 'insufficient';
+      else balance -= amount;
+    } else if (balance + amount > Number.MAX_SAFE_INTEGER) {
+      status = 'overflow';
+    } else {
+      balance += amount;
+    }
+    const result = outcome(status, balance);
+    if (status === 'applied') {
+      guild.treasury.set(resource, balance);
+      guild.ledger.unshift({ requestId, kind, resource, amount, balance, reason: change.reason, at: Date.now() });
+      if (guild.ledger.length > GUILD_LEDGER_LENGTH) guild.ledger.pop();
+    }
+    guild.requests.set(requestId, result);
+    if (guild.requests.size > REMEMBERED_TREASURY_REQUESTS) guild.requests.delete(guild.requests.keys().next().value!);
+    return { ...result };
+  }
+
+  async guildLedger(gid: string, count: number): Promise<LedgerEntry[]> {
+    return (this.guilds.get(gid)?.ledger ?? []).slice(0, Math.max(0, count)).map((entry) => ({ ...entry }));
+  }
+
+  // ---- leaderboards ----
+
+  async setRankScore(board: string, pid: number, score: number | null): Promise<void> {
+    let scores = this.boards.get(board);
+    if (!scores) this.boards.set(board, (scores = new Map()));
+    if (score === null) scores.delete(pid);
+    else scores.set(pid, score);
+  }
+
+  /** The board best first, ties as Redis orders them (the member text, larger first). */
+  private ranked(board: string): RankEntry[] {
+    const scores = [...(this.boards.get(board) ?? [])];
+    scores.sort(([a, x], [b, y]) => (y - x) || (String(b) < String(a) ? -1 : String(b) > String(a) ? 1 : 0));
+    return scores.map(([pid, score], i) => ({ rank: i + 1, pid, score }));
+  }
+
+  async rankTop(board: string, count: number): Promise<RankEntry[]> {
+    return this.ranked(board).slice(0, Math.max(0, count));
+  }
+
+  async rankOf(board: string, pid: number): Promise<RankEntry | null> {
+    if (!this.boards.get(board)?.has(pid)) return null;
+    return this.ranked(board).find((entry) => entry.pid === pid) ?? null;
+  }
+
+  // ---- accounts and recharge orders ----
+
+  async createAccount(account: string, passwordHash: string, home: string): Promise<{ created: boolean; account: Account }> {
+    const existing = this.accounts.get(account);
+    if (existing) return { created: false, account: { ...existing } };
+    const made: Account = { account, pid: this.nextPid++, home, passwordHash, createdAt: Date.now() };
+    this.accounts.set(account, made);
+    return { created: true, account: { ...made } };
+  }
+
+  async getAccount(account: string): Promise<Account | null> {
+    const found = this.accounts.get(account);
+    return found ? { ...found } : null;
+  }
+
+  async createOrder(order: string, pid: number, amount: number): Promise<{ created: boolean; order: RechargeOrder }> {
+    const existing = this.orders.get(order);
+    if (existing) return { created: false, order: { ...existing } };
+    const made: RechargeOrder = { order, pid, amount, state: 'pending', createdAt: Date.now(), deliveredAt: 0 };
+    this.orders.set(order, made);
+    let ids = this.pending.get(pid);
+    if (!ids) this.pending.set(pid, (ids = new Set()));
+    ids.add(order);
+    return { created: true, order: { ...made } };
+  }
+
+  async getOrder(order: string): Promise<RechargeOrder | null> {
+    const found = this.orders.get(order);
+    return found ? { ...found } : null;
+  }
+
+  async markOrderDelivered(order: string): Promise<RechargeOrder> {
+    const found = this.orders.get(order);
+    if (!found) throw new NotFoundError(`There is no recharge order ${order}.`, { order });
+    if (found.state !== 'delivered') {
+      found.state = 'delivered';
+      found.deliveredAt = Date.now();
+    }
+    const ids = this.pending.get(found.pid);
+    ids?.delete(order);
+    if (ids && ids.size === 0) this.pending.delete(found.pid);
+    return { ...found };
+  }
+
+  async pendingOrders(pid: number): Promise<RechargeOrder[]> {
+    return [...(this.pending.get(pid) ?? [])].map((id) => ({ ...this.orders.get(id)! }));
+  }
+
+  async playersWithPendingOrders(): Promise<number[]> {
+    return [...this.pending.keys()];
+  }
+
   async announceServer(record: Omit<ServerRecord, 'seenAt'>, ttlMs: number): Promise<void> {
     const now = Date.now();
     this.servers.set(record.name, { record: { ...record, roles: [...record.roles], seenAt: now }, expiresAt: now + ttlMs });
@@ -193,4 +375,16 @@ export class MemoryStore implements Store {
     const change: RouteChange = { pid, ...route };
     queueMicrotask(() => this.routeListeners.emit(change));
   }
+}
+
+/** A guild as MemoryStore keeps it. */
+interface MemoryGuild {
+  name: string;
+  createdAt: number;
+  members: Set<number>;
+  treasury: Map<string, number>;
+  /** Outcomes by request id, oldest first. */
+  requests: Map<string, TreasuryOutcome>;
+  /** Newest first. */
+  ledger: LedgerEntry[];
 }

@@ -113,4 +113,173 @@ export const LUA: [string, string, number][] = [
      return redis.call('HGETALL', KEYS[1])`,
     1,
   ],
+  [
+    'kfSyncProfileRoute',
+    // KEYS: route, profile. ARGV: pid, channel. Copies the route into the profile's route fields
+    // (values as JSON text, like every profile field); writes and publishes only what changed.
+    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'online')
+     if not r[1] then return {'noroute'} end
+     local server = r[2]
+     if not server or server == '' then server = r[1] end
+     local online = 'false'
+     if r[3] == '1' then online = 'true' end
+     local names = {'home', 'server', 'online'}
+     local want = {cjson.encode(r[1]), cjson.encode(server), online}
+     local have = redis.call('HMGET', KEYS[2], 'f:home', 'f:server', 'f:online')
+     local parts = {}
+     for i = 1, 3 do
+       if have[i] ~= want[i] then
+         redis.call('HSET', KEYS[2], 'f:' .. names[i], want[i])
+         parts[#parts + 1] = '"' .. names[i] .. '":' .. want[i]
+       end
+     end
+     if #parts > 0 then
+       local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
+       redis.call('PUBLISH', ARGV[2], ARGV[1] .. ' ' .. version .. ' {' .. table.concat(parts, ',') .. '}')
+     end
+     local reply = redis.call('HGETALL', KEYS[2])
+     table.insert(reply, 1, 'ok')
+     return reply`,
+    2,
+  ],
+  [
+    'kfFillProfile',
+    // KEYS: profile. ARGV: pid, channel, then name, value (JSON) pairs. Sets only missing fields.
+    `local parts = {}
+     for i = 3, #ARGV, 2 do
+       if redis.call('HSETNX', KEYS[1], 'f:' .. ARGV[i], ARGV[i + 1]) == 1 then
+         parts[#parts + 1] = cjson.encode(ARGV[i]) .. ':' .. ARGV[i + 1]
+       end
+     end
+     if #parts > 0 then
+       local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+       redis.call('PUBLISH', ARGV[2], ARGV[1] .. ' ' .. version .. ' {' .. table.concat(parts, ',') .. '}')
+     end
+     return redis.call('HGETALL', KEYS[1])`,
+    1,
+  ],
+  [
+    'kfCreateGuild',
+    // KEYS: guild. ARGV: name, now. Creates it unless it exists; 1 when created.
+    `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+     redis.call('HSET', KEYS[1], 'name', ARGV[1], 'createdAt', ARGV[2])
+     return 1`,
+    1,
+  ],
+  [
+    'kfGetGuild',
+    // KEYS: guild, members, treasury. Reply: name, createdAt, member count, members…, treasury pairs….
+    `local g = redis.call('HMGET', KEYS[1], 'name', 'createdAt')
+     if not g[1] then return {} end
+     local members = redis.call('SMEMBERS', KEYS[2])
+     local reply = {g[1], g[2], tostring(#members)}
+     for i = 1, #members do reply[#reply + 1] = members[i] end
+     local treasury = redis.call('HGETALL', KEYS[3])
+     for i = 1, #treasury do reply[#reply + 1] = treasury[i] end
+     return reply`,
+    3,
+  ],
+  [
+    'kfSetGuildMember',
+    // KEYS: guild, members. ARGV: pid, '1' to add or '0' to remove. -1: no such guild; else 1 when it changed.
+    `if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+     if ARGV[2] == '1' then return redis.call('SADD', KEYS[2], ARGV[1]) end
+     return redis.call('SREM', KEYS[2], ARGV[1])`,
+    2,
+  ],
+  [
+    'kfTreasuryChange',
+    // KEYS: guild, treasury, requests, request order, ledger.
+    // ARGV: request id, kind (deposit|deduct), resource, amount, reason, requests to keep, ledger
+    // length, now, largest balance. One request id is decided once: its outcome is stored with the
+    // balance in this same step ("status kind amount balance resource"), so a retry returns it.
+    `local done = redis.call('HGET', KEYS[3], ARGV[1])
+     if done then return {'replayed', done} end
+     if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+     local amount = tonumber(ARGV[4])
+     local balance = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
+     local status = 'applied'
+     if ARGV[2] == 'deduct' then
+       if balance < amount then status = 'insufficient' end
+     elseif balance + amount > tonumber(ARGV[9]) then
+       status = 'overflow'
+     end
+     if status == 'applied' then
+       local delta = amount
+       if ARGV[2] == 'deduct' then delta = -amount end
+       balance = redis.call('HINCRBY', KEYS[2], ARGV[3], string.format('%d', delta))
+       redis.call('LPUSH', KEYS[5], '{"requestId":' .. cjson.encode(ARGV[1]) .. ',"kind":"' .. ARGV[2] ..
+         '","resource":' .. cjson.encode(ARGV[3]) .. ',"amount":' .. ARGV[4] .. ',"balance":' ..
+         string.format('%d', balance) .. ',"reason":' .. cjson.encode(ARGV[5]) .. ',"at":' .. ARGV[8] .. '}')
+       redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[7]) - 1)
+     end
+     local outcome = status .. ' ' .. ARGV[2] .. ' ' .. ARGV[4] .. ' ' .. string.format('%d', balance) .. ' ' .. ARGV[3]
+     redis.call('HSET', KEYS[3], ARGV[1], outcome)
+     redis.call('LPUSH', KEYS[4], ARGV[1])
+     local keep = tonumber(ARGV[6])
+     while redis.call('LLEN', KEYS[4]) > keep do
+       redis.call('HDEL', KEYS[3], redis.call('RPOP', KEYS[4]))
+     end
+     return {'decided', outcome}`,
+    5,
+  ],
+  [
+    'kfRankTop',
+    // KEYS: board. ARGV: count. Flat member, score pairs, best first (scores as Redis prints them).
+    `return redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')`,
+    1,
+  ],
+  [
+    'kfRankOf',
+    // KEYS: board. ARGV: pid. {0-based position, score} or nothing.
+    `local position = redis.call('ZREVRANK', KEYS[1], ARGV[1])
+     if not position then return {} end
+     return {tostring(position), redis.call('ZSCORE', KEYS[1], ARGV[1])}`,
+    1,
+  ],
+  [
+    'kfCreateAccount',
+    // KEYS: account, next pid. ARGV: password hash, home, now, the pid before the first one.
+    `local created = 'exists'
+     if redis.call('EXISTS', KEYS[1]) == 0 then
+       if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[4]) end
+       local pid = redis.call('INCR', KEYS[2])
+       redis.call('HSET', KEYS[1], 'pid', tostring(pid), 'home', ARGV[2], 'passwordHash', ARGV[1], 'createdAt', ARGV[3])
+       created = 'created'
+     end
+     local reply = redis.call('HGETALL', KEYS[1])
+     table.insert(reply, 1, created)
+     return reply`,
+    2,
+  ],
+  [
+    'kfCreateOrder',
+    // KEYS: order, the player's pending orders, players with pending orders, order sequence.
+    // ARGV: order id, pid, amount, now. Records a pending order unless the id exists.
+    `local created = 'exists'
+     if redis.call('EXISTS', KEYS[1]) == 0 then
+       local seq = redis.call('INCR', KEYS[4])
+       redis.call('HSET', KEYS[1], 'pid', ARGV[2], 'amount', ARGV[3], 'state', 'pending', 'createdAt', ARGV[4], 'deliveredAt', '0')
+       redis.call('ZADD', KEYS[2], seq, ARGV[1])
+       redis.call('SADD', KEYS[3], ARGV[2])
+       created = 'created'
+     end
+     local reply = redis.call('HGETALL', KEYS[1])
+     table.insert(reply, 1, created)
+     return reply`,
+    4,
+  ],
+  [
+    'kfDeliverOrder',
+    // KEYS: order, the player's pending orders, players with pending orders. ARGV: order id, pid, now.
+    `local h = redis.call('HMGET', KEYS[1], 'pid', 'state')
+     if not h[1] then return {'missing'} end
+     if h[2] ~= 'delivered' then redis.call('HSET', KEYS[1], 'state', 'delivered', 'deliveredAt', ARGV[3]) end
+     redis.call('ZREM', KEYS[2], ARGV[1])
+     if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
+     local reply = redis.call('HGETALL', KEYS[1])
+     table.insert(reply, 1, 'ok')
+     return reply`,
+    3,
+  ],
 ];

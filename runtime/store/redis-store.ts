@@ -14,10 +14,12 @@ import { NotFoundError, StoreUnavailableError } from '../errors.js';
 import { decodeDocument, encodeDocument } from '../rpc/values.js';
 import { Listeners } from '../util/listeners.js';
 import type {
-  Claim, FencedSave, Mark, Profile, ProfileChange, ProfileValue, Route, RouteChange, ServerRecord, Store,
-  StoredDocument, Unsubscribe,
+  Account, Claim, FencedSave, Guild, LedgerEntry, Mark, Profile, ProfileChange, ProfileValue, RankEntry, RechargeOrder, Route,
+  RouteChange, ServerRecord, Store, StoredDocument, TreasuryChange, TreasuryOutcome, Unsubscribe,
 } from './store.js';
-import { REMEMBERED_CALLS } from './store.js';
+import {
+  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS,
+} from './store.js';
 import { staleOwner } from './store-errors.js';
 import { LUA } from './redis-scripts.js';
 
@@ -31,6 +33,21 @@ const profileKey = (pid: number) => `kf:{${pid}}:profile`;
 const callsKey = (pid: number) => `kf:{${pid}}:calls`;
 const serverKey = (name: string) => `kf:server:${name}`;
 const markedKey = (home: string) => `kf:marked:${home}`;
+// A guild's keys share the hash tag {gid}: one treasury change is one script in one slot.
+const guildKey = (gid: string) => `kf:guild:{${gid}}`;
+const guildMembersKey = (gid: string) => `kf:guild:{${gid}}:members`;
+const treasuryKey = (gid: string) => `kf:guild:{${gid}}:treasury`;
+const requestsKey = (gid: string) => `kf:guild:{${gid}}:requests`;
+const requestOrderKey = (gid: string) => `kf:guild:{${gid}}:request-order`;
+const ledgerKey = (gid: string) => `kf:guild:{${gid}}:ledger`;
+const boardKey = (board: string) => `kf:rank:${board}`;
+// Accounts share one hash tag (the pid counter goes with them), and so do recharge orders.
+const accountKey = (account: string) => `kf:{accounts}:account:${account}`;
+const NEXT_PID_KEY = 'kf:{accounts}:next-pid';
+const orderKey = (order: string) => `kf:{orders}:order:${order}`;
+const pendingOrdersKey = (pid: number) => `kf:{orders}:pending:${pid}`;
+const PENDING_PLAYERS_KEY = 'kf:{orders}:pending-players';
+const ORDER_SEQUENCE_KEY = 'kf:{orders}:sequence';
 
 type ScriptReply = (string | null)[];
 
@@ -43,6 +60,44 @@ interface KuafuCommands {
   kfSetMark(route: string, go: string, epoch: string): Promise<ScriptReply>;
   kfSaveDocument(route: string, doc: string, calls: string, epoch: string, data: string, keep: string, ...callPairs: string[]): Promise<ScriptReply>;
   kfUpdateProfile(profile: string, pid: string, channel: string, changed: string, ...fieldValues: string[]): Promise<string[]>;
+  kfSyncProfileRoute(route: string, profile: string, pid: string, channel: string): Promise<string[]>;
+  kfFillProfile(profile: string, pid: string, channel: string, ...fieldValues: string[]): Promise<string[]>;
+  kfCreateGuild(guild: string, name: string, now: string): Promise<number>;
+  kfGetGuild(guild: string, members: string, treasury: string): Promise<string[]>;
+  kfSetGuildMember(guild: string, members: string, pid: string, member: string): Promise<number>;
+  kfTreasuryChange(guild: string, treasury: string, requests: string, order: string, ledger: string, ...args: string[]): Promise<string[]>;
+  kfRankTop(board: string, count: string): Promise<string[]>;
+  kfRankOf(board: string, pid: string): Promise<string[]>;
+  kfCreateAccount(account: string, nextPid: string, passwordHash: string, home: string, now: string, before: string): Promise<string[]>;
+  kfCreateOrder(order: string, pending: string, players: string, sequence: string, id: string, pid: string, amount: string, now: string): Promise<string[]>;
+  kfDeliverOrder(order: string, pending: string, players: string, id: string, pid: string, now: string): Promise<string[]>;
+}
+
+/** A flat `[name, value, name, value…]` reply as an object. */
+function pairsOf(flat: string[], from = 0): Record<string, string> {
+  const hash: Record<string, string> = {};
+  for (let i = from; i + 1 < flat.length; i += 2) hash[flat[i]!] = flat[i + 1]!;
+  return hash;
+}
+
+function orderFrom(order: string, hash: Record<string, string>): RechargeOrder {
+  return {
+    order, pid: Number(hash.pid), amount: Number(hash.amount), state: hash.state === 'delivered' ? 'delivered' : 'pending',
+    createdAt: Number(hash.createdAt), deliveredAt: Number(hash.deliveredAt ?? 0),
+  };
+}
+
+/** A treasury change's stored outcome, "status kind amount balance resource", for the change asking. */
+function outcomeFrom(change: TreasuryChange, text: string, replayed: boolean): TreasuryOutcome {
+  const [status, kind, amount, balance] = text.split(' ', 4) as [TreasuryOutcome['status'], TreasuryChange['kind'], string, string];
+  const resource = text.split(' ').slice(4).join(' ');
+  const outcome: TreasuryOutcome = {
+    requestId: change.requestId, status, kind, resource, amount: Number(amount), balance: Number(balance), replayed,
+  };
+  if (replayed && (kind !== change.kind || resource !== change.resource || Number(amount) !== change.amount)) {
+    return { ...outcome, status: 'conflict', kind: change.kind, resource: change.resource, amount: change.amount };
+  }
+  return outcome;
 }
 
 type CommandRedis = Redis & KuafuCommands;
@@ -271,6 +326,143 @@ export class RedisStore implements Store {
     return this.profileListeners.add(listener);
   }
 
+  async syncProfileRoute(pid: number): Promise<Profile | null> {
+    const reply = await this.run(() => this.redis.kfSyncProfileRoute(routeKey(pid), profileKey(pid), String(pid), PROFILE_CHANNEL));
+    if (reply[0] !== 'ok') return null;
+    return this.profileFromHash(pid, pairsOf(reply, 1));
+  }
+
+  async fillProfile(pid: number, fields: Record<string, ProfileValue>): Promise<Profile> {
+    const pairs: string[] = [];
+    for (const [name, value] of Object.entries(fields)) pairs.push(name, JSON.stringify(value));
+    const flat = await this.run(() => this.redis.kfFillProfile(profileKey(pid), String(pid), PROFILE_CHANNEL, ...pairs));
+    return this.profileFromHash(pid, pairsOf(flat));
+  }
+
+  // ---- guilds ----------------------------------------------------------------------------------
+
+  async createGuild(gid: string, name: string): Promise<{ created: boolean; guild: Guild }> {
+    const created = await this.run(() => this.redis.kfCreateGuild(guildKey(gid), name, String(Date.now())));
+    return { created: created === 1, guild: (await this.getGuild(gid))! };
+  }
+
+  async getGuild(gid: string): Promise<Guild | null> {
+    const reply = await this.run(() => this.redis.kfGetGuild(guildKey(gid), guildMembersKey(gid), treasuryKey(gid)));
+    if (reply.length === 0) return null;
+    const count = Number(reply[2]);
+    const members = reply.slice(3, 3 + count).map(Number).sort((a, b) => a - b);
+    const treasury: Record<string, number> = {};
+    for (const [resource, balance] of Object.entries(pairsOf(reply, 3 + count))) treasury[resource] = Number(balance);
+    return { gid, name: reply[0]!, createdAt: Number(reply[1]), members, treasury };
+  }
+
+  async setGuildMember(gid: string, pid: number, member: boolean): Promise<boolean> {
+    const changed = await this.run(() => this.redis.kfSetGuildMember(guildKey(gid), guildMembersKey(gid), String(pid), member ? '1' : '0'));
+    if (changed === -1) throw new NotFoundError(`There is no guild ${gid}: create it first.`, { gid });
+    return changed === 1;
+  }
+
+  async applyTreasuryChanges(changes: TreasuryChange[]): Promise<TreasuryOutcome[]> {
+    if (changes.length === 0) return [];
+    const now = String(Date.now());
+    const argsOf = (c: TreasuryChange): Parameters<KuafuCommands['kfTreasuryChange']> => [
+      guildKey(c.gid), treasuryKey(c.gid), requestsKey(c.gid), requestOrderKey(c.gid), ledgerKey(c.gid),
+      c.requestId, c.kind, c.resource, String(c.amount), c.reason, String(REMEMBERED_TREASURY_REQUESTS),
+      String(GUILD_LEDGER_LENGTH), now, String(Number.MAX_SAFE_INTEGER),
+    ];
+    // One pipeline: Redis runs the scripts one after another, in this order.
+    const pipeline = this.redis.pipeline() as unknown as KuafuCommands & { exec(): Promise<[Error | null, unknown][] | null> };
+    for (const change of changes) pipeline.kfTreasuryChange(...argsOf(change));
+    const replies = await this.run(() => pipeline.exec());
+    return changes.map((change, i) => {
+      const [error, reply] = replies?.[i] ?? [new Error('no reply'), null];
+      if (error) throw this.storeError(error);
+      const r = reply as string[];
+      if (r[0] === 'missing') {
+        return { requestId: change.requestId, status: 'missing', kind: change.kind, resource: change.resource, amount: change.amount, balance: 0, replayed: false };
+      }
+      return outcomeFrom(change, r[1]!, r[0] === 'replayed');
+    });
+  }
+
+  async guildLedger(gid: string, count: number): Promise<LedgerEntry[]> {
+    if (count <= 0) return [];
+    const texts = await this.run(() => this.redis.lrange(ledgerKey(gid), 0, count - 1));
+    return texts.map((text) => JSON.parse(text) as LedgerEntry);
+  }
+
+  // ---- leaderboards ----------------------------------------------------------------------------
+
+  async setRankScore(board: string, pid: number, score: number | null): Promise<void> {
+    if (score === null) await this.run(() => this.redis.zrem(boardKey(board), String(pid)));
+    else await this.run(() => this.redis.zadd(boardKey(board), String(score), String(pid)));
+  }
+
+  async rankTop(board: string, count: number): Promise<RankEntry[]> {
+    if (count <= 0) return [];
+    const flat = await this.run(() => this.redis.kfRankTop(boardKey(board), String(count)));
+    const entries: RankEntry[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) entries.push({ rank: i / 2 + 1, pid: Number(flat[i]), score: Number(flat[i + 1]) });
+    return entries;
+  }
+
+  async rankOf(board: string, pid: number): Promise<RankEntry | null> {
+    const reply = await this.run(() => this.redis.kfRankOf(boardKey(board), String(pid)));
+    if (reply.length < 2) return null;
+    return { rank: Number(reply[0]) + 1, pid, score: Number(reply[1]) };
+  }
+
+  // ---- accounts and recharge orders --------------------------------------------------------------
+
+  async createAccount(account: string, passwordHash: string, home: string): Promise<{ created: boolean; account: Account }> {
+    const reply = await this.run(() =>
+      this.redis.kfCreateAccount(accountKey(account), NEXT_PID_KEY, passwordHash, home, String(Date.now()), String(FIRST_ACCOUNT_PID - 1)),
+    );
+    const hash = pairsOf(reply, 1);
+    return {
+      created: reply[0] === 'created',
+      account: { account, pid: Number(hash.pid), home: hash.home!, passwordHash: hash.passwordHash!, createdAt: Number(hash.createdAt) },
+    };
+  }
+
+  async getAccount(account: string): Promise<Account | null> {
+    const hash = await this.run(() => this.redis.hgetall(accountKey(account)));
+    if (hash.pid === undefined) return null;
+    return { account, pid: Number(hash.pid), home: hash.home!, passwordHash: hash.passwordHash!, createdAt: Number(hash.createdAt) };
+  }
+
+  async createOrder(order: string, pid: number, amount: number): Promise<{ created: boolean; order: RechargeOrder }> {
+    const reply = await this.run(() =>
+      this.redis.kfCreateOrder(orderKey(order), pendingOrdersKey(pid), PENDING_PLAYERS_KEY, ORDER_SEQUENCE_KEY, order, String(pid), String(amount), String(Date.now())),
+    );
+    return { created: reply[0] === 'created', order: orderFrom(order, pairsOf(reply, 1)) };
+  }
+
+  async getOrder(order: string): Promise<RechargeOrder | null> {
+    const hash = await this.run(() => this.redis.hgetall(orderKey(order)));
+    return hash.pid === undefined ? null : orderFrom(order, hash);
+  }
+
+  async markOrderDelivered(order: string): Promise<RechargeOrder> {
+    const found = await this.getOrder(order);
+    if (!found) throw new NotFoundError(`There is no recharge order ${order}.`, { order });
+    const reply = await this.run(() =>
+      this.redis.kfDeliverOrder(orderKey(order), pendingOrdersKey(found.pid), PENDING_PLAYERS_KEY, order, String(found.pid), String(Date.now())),
+    );
+    if (reply[0] !== 'ok') throw new NotFoundError(`There is no recharge order ${order}.`, { order });
+    return orderFrom(order, pairsOf(reply, 1));
+  }
+
+  async pendingOrders(pid: number): Promise<RechargeOrder[]> {
+    const ids = await this.run(() => this.redis.zrange(pendingOrdersKey(pid), '0', '-1'));
+    const orders = await Promise.all(ids.map((id) => this.getOrder(String(id))));
+    return orders.filter((order): order is RechargeOrder => order !== null && order.state === 'pending');
+  }
+
+  async playersWithPendingOrders(): Promise<number[]> {
+    return (await this.run(() => this.redis.smembers(PENDING_PLAYERS_KEY))).map(Number);
+  }
+
   // ---- server registry -------------------------------------------------------------------------
 
   async announceServer(record: Omit<ServerRecord, 'seenAt'>, ttlMs: number): Promise<void> {
@@ -315,7 +507,16 @@ export class RedisStore implements Store {
     connection.on('ready', () => {
       if (lost && !this.closed) {
         lost = false;
-        this.reconnectListeners.emit();
+        if (connection !== this.subscriber) {
+          this.reconnectListeners.emit();
+          return;
+        }
+        // ioredis says 'ready' before it subscribes again: tell the listeners once the subscription
+        // is confirmed, so a cache they rebuild now cannot miss a change published meanwhile.
+        this.subscriber.subscribe(ROUTE_CHANNEL, PROFILE_CHANNEL).then(
+          () => { if (!this.closed) this.reconnectListeners.emit(); },
+          () => { /* lost again: the next 'ready' tells them */ },
+        );
       }
     });
   }

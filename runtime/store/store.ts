@@ -87,6 +87,108 @@ export interface ProfileChange {
   changed: Record<string, ProfileValue>;
 }
 
+/**
+ * The route fields of a profile: kept equal to the player's route by `syncProfileRoute` (the
+ * datacenter runs it on every route publication), so they follow every transfer by themselves.
+ * `home` is his home server, `server` the server that holds him (his home when he is there),
+ * `online` whether he is logged in there.
+ */
+export const PROFILE_ROUTE_FIELDS = ['home', 'server', 'online'] as const;
+
+/** A guild: its members (from any server) and its treasury of named resources. */
+export interface Guild {
+  gid: string;
+  name: string;
+  /** When it was created (ms since the Unix epoch). */
+  createdAt: number;
+  /** Member player ids, ascending. */
+  members: number[];
+  /** Balance of each resource the treasury ever held. */
+  treasury: Record<string, number>;
+}
+
+/** One deposit or deduction asked of a guild's treasury. */
+export interface TreasuryChange {
+  gid: string;
+  /** Unique per request: the same id again returns the first outcome and changes nothing. */
+  requestId: string;
+  kind: 'deposit' | 'deduct';
+  resource: string;
+  /** A positive integer. */
+  amount: number;
+  /** Why (kept in the ledger). */
+  reason: string;
+}
+
+/**
+ * What became of a treasury change: `applied`; `insufficient` (a deduction the balance could not
+ * cover: nothing changed); `missing` (no such guild); `conflict` (the request id was used before
+ * for a different change); `overflow` (the balance would pass Number.MAX_SAFE_INTEGER).
+ * `replayed` is true when the request id had been processed before: this is its first outcome.
+ */
+export interface TreasuryOutcome {
+  requestId: string;
+  status: 'applied' | 'insufficient' | 'missing' | 'conflict' | 'overflow';
+  kind: 'deposit' | 'deduct';
+  resource: string;
+  amount: number;
+  /** The resource's balance right after this change was decided. */
+  balance: number;
+  replayed: boolean;
+}
+
+/** How many processed request ids a guild remembers (the oldest are forgotten first). */
+export const REMEMBERED_TREASURY_REQUESTS = 100_000;
+/** How many applied changes a guild's ledger keeps (the oldest are dropped first). */
+export const GUILD_LEDGER_LENGTH = 1000;
+
+/** One applied treasury change, as the guild's ledger keeps it. */
+export interface LedgerEntry {
+  requestId: string;
+  kind: 'deposit' | 'deduct';
+  resource: string;
+  amount: number;
+  /** The balance right after it. */
+  balance: number;
+  reason: string;
+  /** When it was applied (ms since the Unix epoch). */
+  at: number;
+}
+
+/**
+ * A place on a leaderboard. Rank 1 is the highest score; equal scores are ordered as Redis orders
+ * them (by the player id as text, larger first).
+ */
+export interface RankEntry {
+  rank: number;
+  pid: number;
+  score: number;
+}
+
+/** An account: its player and his home server. */
+export interface Account {
+  account: string;
+  pid: number;
+  home: string;
+  /** The password's hash (never the password). */
+  passwordHash: string;
+  createdAt: number;
+}
+
+/** The first player id the account center allocates. */
+export const FIRST_ACCOUNT_PID = 10_000_001;
+
+/** A recharge order: gold for a player, delivered exactly once. */
+export interface RechargeOrder {
+  order: string;
+  pid: number;
+  amount: number;
+  state: 'pending' | 'delivered';
+  createdAt: number;
+  /** When it was delivered (0 while pending). */
+  deliveredAt: number;
+}
+
 /** A server as it announces itself in the registry. */
 export interface ServerRecord {
   name: string;
@@ -180,6 +282,66 @@ export interface Store {
   updateProfile(pid: number, fields: Record<string, ProfileValue>): Promise<Profile>;
   /** Calls `listener` for every profile change, from any server. */
   onProfileChange(listener: (change: ProfileChange) => void): Unsubscribe;
+
+  /**
+   * Copies the player's current route into his profile's route fields (`home`, `server`,
+   * `online`; PROFILE_ROUTE_FIELDS) in one atomic step, creating the profile if needed. Bumps the
+   * version and publishes only when one of them changed. Returns the profile (unchanged when
+   * nothing differed), or null when the player has no route.
+   */
+  syncProfileRoute(pid: number): Promise<Profile | null>;
+  /**
+   * Sets only those of `fields` the profile does not have yet (a first fill, e.g. a name from the
+   * player's document); bumps the version and publishes only when it set one. Returns the profile.
+   */
+  fillProfile(pid: number, fields: Record<string, ProfileValue>): Promise<Profile>;
+
+  // ---- guilds ------------------------------------------------------------------------------------
+  /** Creates the guild unless it exists; `created` says which. */
+  createGuild(gid: string, name: string): Promise<{ created: boolean; guild: Guild }>;
+  /** The guild, or null. */
+  getGuild(gid: string): Promise<Guild | null>;
+  /** Adds (`member` true) or removes a member; returns whether that changed anything. No guild: NotFoundError. */
+  setGuildMember(gid: string, pid: number, member: boolean): Promise<boolean>;
+  /**
+   * Applies treasury changes in order, each atomically on its own: a deduction is refused unless
+   * the balance covers it; a request id seen before returns its first outcome (`replayed`) and
+   * changes nothing. The outcome and the processed request id are stored in the same step as the
+   * balance, so nothing is lost or applied twice across a restart. One round trip for the batch.
+   */
+  applyTreasuryChanges(changes: TreasuryChange[]): Promise<TreasuryOutcome[]>;
+  /** The guild's latest applied changes, newest first (at most `count`). */
+  guildLedger(gid: string, count: number): Promise<LedgerEntry[]>;
+
+  // ---- leaderboards ------------------------------------------------------------------------------
+  /** Sets the player's score on `board` (null removes him from it). */
+  setRankScore(board: string, pid: number, score: number | null): Promise<void>;
+  /** The `count` best places of `board`, best first. */
+  rankTop(board: string, count: number): Promise<RankEntry[]>;
+  /** The player's place on `board`, or null when he is not on it. */
+  rankOf(board: string, pid: number): Promise<RankEntry | null>;
+
+  // ---- accounts and recharge orders ----------------------------------------------------------------
+  /**
+   * Creates the account with a new player id (FIRST_ACCOUNT_PID, then one more each time) unless
+   * the account name exists; `created` says which, and `account` is the stored one either way.
+   */
+  createAccount(account: string, passwordHash: string, home: string): Promise<{ created: boolean; account: Account }>;
+  /** The account, or null. */
+  getAccount(account: string): Promise<Account | null>;
+  /**
+   * Records a pending recharge order unless its id exists; `created` says which, and `order` is the
+   * stored one either way (a replayed order id changes nothing).
+   */
+  createOrder(order: string, pid: number, amount: number): Promise<{ created: boolean; order: RechargeOrder }>;
+  /** The order, or null. */
+  getOrder(order: string): Promise<RechargeOrder | null>;
+  /** Marks the order delivered (idempotent); returns it. No such order: NotFoundError. */
+  markOrderDelivered(order: string): Promise<RechargeOrder>;
+  /** The player's pending orders, oldest first. */
+  pendingOrders(pid: number): Promise<RechargeOrder[]>;
+  /** The players who have pending orders. */
+  playersWithPendingOrders(): Promise<number[]>;
 
   // ---- server registry -------------------------------------------------------------------------
   /** Announces (or refreshes) a server; the record expires `ttlMs` after the last announcement. */
