@@ -2,9 +2,11 @@
  * The in-sandbox designer API: what a script bundle's isolate runs before the bundle. It installs
  * exactly three globals — `playermgr`, `cproxyplayer`, `log` — and returns the entries the host
  * uses to start calls and settle answers (see `protocol.ts`). The host bundles this file once per
- * process (esbuild, an IIFE) and evaluates it in every new isolate, handing in its three callbacks.
+ * process (esbuild, an IIFE) and evaluates it in every new isolate, handing in its log callback.
  *
- * Everything a script sends is checked here first (value types, size) and again on the host.
+ * Everything a script sends is checked and copied here first (value types, size), and checked
+ * again on the host. The SDK keeps the built-ins it needs from before the script ran
+ * (`intrinsics.ts`), so a script that replaces them in its own isolate cannot change how it works.
  */
 import {
   apply, copyOf, create, defineProperty, deferred, freeze, getPrototypeOf, isSafeInteger, joinOf, keys, mapDeleteOf, mapGetOf,
@@ -26,6 +28,7 @@ const KINDS = new Set([
 const REMOVED_GLOBALS = ['console', 'SharedArrayBuffer', 'Atomics', 'WebAssembly'];
 
 const RealPromise = Promise;
+const setHas = Set.prototype.has;
 const promiseThen = Promise.prototype.then;
 const promiseResolve = Promise.resolve;
 
@@ -83,7 +86,7 @@ function toBridgeError(thrown: unknown, maxChars: number): BridgeError {
       ? message
       : `the script threw a value that is not an Error: ${formatLine([thrown], 1000)} (throw new Error("…") to get a stack)`;
     return {
-      kind: typeof kind === 'string' && KINDS.has(kind) ? kind : 'Script',
+      kind: typeof kind === 'string' && apply(setHas, KINDS, [kind]) ? kind : 'Script',
       name: typeof name === 'string' && name ? name.slice(0, 200) : 'Error',
       message: text.length > maxChars ? `${text.slice(0, maxChars)}… (cut)` : text,
       stack: typeof stack === 'string' ? stack.slice(0, 20_000) : '',

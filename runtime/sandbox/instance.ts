@@ -3,22 +3,23 @@
  *
  * The bridge (LIBRARY-NOTES, second design): the host enters the isolate synchronously on its own
  * main thread — `applySync` on the SDK's `start` (the calls asked for since the last turn) or
- * `settle` (the answers that came in since the last turn) — and every entry is bounded by the sync
- * `timeout`. Values go in as JSON text when JSON carries them exactly (cheaper than a copy). The script's microtasks run inside the entry.
+ * `settle` (the answers that came in since the last turn) — and every entry is bounded by the
+ * sync `timeout`. The script's microtasks run inside the entry. Values go in as JSON text when
+ * JSON carries them exactly (cheaper than a structured copy).
+ *
  * What the script sends meanwhile (remote calls, look-ups, the ends of calls) goes into the SDK's
  * outbox, which the entry answers: isolated-vm copies an entry's result after the microtasks ran,
  * so one copy carries everything out. The host checks every message again (the SDK runs next to
  * the script), then hands the requests of that entry to its ScriptServices in one synchronous
- * loop (so calls of one tick go out as one batch per server). Answers are collected and settled
- * into the isolate in one entry per microtask turn. Log lines go out at once, through a
- * synchronous `ivm.Callback`.
+ * loop (so calls of one tick go out as one batch per server). Log lines go out at once, through a
+ * synchronous `ivm.Callback` (so a line written just before a limit is broken is not lost).
  *
  * Limits: memory (`memoryLimit`; V8 disposes the isolate when it is broken), CPU of every entry
  * (the sync `timeout`), and a wall-clock deadline per call that covers awaits (one timer per
- * isolate, armed for the oldest call in flight). A broken
- * limit disposes the isolate: the call that broke it gets a ScriptLimitError naming the limit and
- * the bundle; the other calls in flight on that isolate get a ScriptError of kind `Stopped`. The
- * host makes a new isolate for the bundle on its next call.
+ * isolate, armed for the oldest call in flight). A broken limit disposes the isolate: the calls
+ * that broke it get a ScriptLimitError naming the limit and the bundle (when a batch of calls
+ * started together broke it, each of them does); the other calls in flight on that isolate get a
+ * ScriptError of kind `Stopped`. The host makes a new isolate for the bundle on its next call.
  */
 import ivm from 'isolated-vm';
 import { performance } from 'node:perf_hooks';
