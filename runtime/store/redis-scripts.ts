@@ -86,7 +86,8 @@ export const LUA: [string, string, number][] = [
     'kfSaveDocument',
     // KEYS: route, doc, calls. ARGV: epoch, data, how many call results to keep, then call id and
     // result pairs. Fenced: refused unless epoch is the route's current one. Call results live in
-    // the doc hash as c:<id>; the calls list orders their ids, newest first, to forget the oldest.
+    // the doc hash as c:<id>; the calls list orders their ids, newest first, to forget the oldest
+    // (a document may briefly remember up to 64 more than asked).
     `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
      if not r[1] then return {'missing'} end
      if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
@@ -96,9 +97,13 @@ export const LUA: [string, string, number][] = [
          redis.call('HSET', KEYS[2], 'c:' .. ARGV[i], ARGV[i + 1])
          redis.call('LPUSH', KEYS[3], ARGV[i])
        end
+       -- Forget the oldest results in batches of 64, so most saves do not trim at all.
        local keep = tonumber(ARGV[3])
-       while redis.call('LLEN', KEYS[3]) > keep do
-         redis.call('HDEL', KEYS[2], 'c:' .. redis.call('RPOP', KEYS[3]))
+       if redis.call('LLEN', KEYS[3]) > keep + 64 then
+         local old = redis.call('LRANGE', KEYS[3], keep, -1)
+         for j = 1, #old do old[j] = 'c:' .. old[j] end
+         redis.call('HDEL', KEYS[2], unpack(old))
+         redis.call('LTRIM', KEYS[3], 0, keep - 1)
        end
      end
      return {'ok'}`,

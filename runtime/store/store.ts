@@ -58,7 +58,7 @@ export interface StoredDocument {
   calls?: [string, string][];
 }
 
-/** How many call results a player's document remembers (the oldest are forgotten first). */
+/** How many call results a player's document remembers at least (the oldest are forgotten first). */
 export const REMEMBERED_CALLS = 256;
 
 /** One fenced save: a player's document written under the epoch it was loaded with. */
