@@ -27,6 +27,10 @@ export const ERROR_CODES = {
   NotFound: -32016,
   Config: -32017,
   Script: -32018,
+  WrongServer: -32030,
+  AlreadyExists: -32031,
+  BadCredentials: -32032,
+  RequestConflict: -32033,
   Internal: -32099,
 } as const;
 
@@ -125,6 +129,22 @@ export class ConfigError extends KuafuError {
 export class ScriptFailedError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('Script', message, details); }
 }
+/** The call reached a server that does not serve that guild, player or pairing; `details.server` names the one that does. */
+export class WrongServerError extends KuafuError {
+  constructor(message: string, details: ErrorDetails = {}) { super('WrongServer', message, details); }
+}
+/** Something to be created exists already (an account name, a guild membership elsewhere). */
+export class AlreadyExistsError extends KuafuError {
+  constructor(message: string, details: ErrorDetails = {}) { super('AlreadyExists', message, details); }
+}
+/** An account name and password that do not match (which of the two is wrong is not said). */
+export class BadCredentialsError extends KuafuError {
+  constructor(message: string, details: ErrorDetails = {}) { super('BadCredentials', message, details); }
+}
+/** A request id (or order id) used again for a different request: each id names one request. */
+export class RequestConflictError extends KuafuError {
+  constructor(message: string, details: ErrorDetails = {}) { super('RequestConflict', message, details); }
+}
 /** A failure on the remote side that has no kind of its own (a bug): the message says where to look. */
 export class InternalError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('Internal', message, details); }
@@ -152,6 +172,10 @@ const CLASSES: Record<ErrorKind, ErrorClass> = {
   NotFound: NotFoundError,
   Config: ConfigError,
   Script: ScriptFailedError,
+  WrongServer: WrongServerError,
+  AlreadyExists: AlreadyExistsError,
+  BadCredentials: BadCredentialsError,
+  RequestConflict: RequestConflictError,
   Internal: InternalError,
 };
 

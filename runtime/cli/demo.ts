@@ -1,11 +1,15 @@
 /**
  * `kuafu demo`: the seed's story on the embedded default cluster, with a real WebSocket client.
  * C logs in at HS, goes to GS1, hops to GS2, returns to HS, goes to GS1 again and logs out there;
- * HS's heartbeat clears the mark. One line per step; exit 0 only if every step checked out.
+ * HS's heartbeat clears the mark. Then GS1 levels C up and HS, which shows his profile, gets the
+ * push; and GS1 and GS2 deduct from one guild treasury at the same moment, the guild server deciding.
+ * One line per step; exit 0 only if every step checked out.
  */
 import { KuafuClient, type ConnectTo } from '../client/kuafu-client.js';
 import { startServers, type RunningServers } from '../cluster/start.js';
 import { issueLoginToken } from '../game/tokens.js';
+import { servicesOf } from '../services/index.js';
+import { guildServerFor } from '../services/placement.js';
 import { ownerOf } from '../store/store.js';
 import { configFor } from './load.js';
 import type { CommandOptions } from './main.js';
@@ -118,6 +122,50 @@ async function tellStory(running: RunningServers, secret: string): Promise<numbe
   say(await describe());
   const copy = await hs.game!.host.loadOffline(PID);
   check(copy.getgold() === 10 && copy.itemdb.getitemcount(105001) === 10, `nothing lost: gold ${copy.getgold()}, item 105001 × ${copy.itemdb.getitemcount(105001)}`);
+
+  console.log(`[${++step}] GS1 levels C up through the datacenter; HS, which shows C's profile, gets the push`);
+  const gs1 = node('GS1');
+  const before = await servicesOf(hs).profiles.get(PID);
+  check(before?.fields.home === 'HS' && before.fields.server === 'HS' && before.fields.online === false,
+    `C's profile followed his transfers by itself: home ${String(before?.fields.home)}, server ${String(before?.fields.server)}, online ${String(before?.fields.online)}`);
+  const pushed = new Promise<{ level: unknown; ms: number }>((resolve) => {
+    const started = process.hrtime.bigint();
+    void servicesOf(hs).profiles.follow([PID], (event) => {
+      if (event.changed && 'level' in event.changed) resolve({ level: event.changed.level, ms: Number(process.hrtime.bigint() - started) / 1e6 });
+    });
+  });
+  const level = Number(before?.fields.level ?? 1) + 1;
+  const written = await servicesOf(gs1).profiles.update(PID, { level });
+  say(`GS1 → DC profile.update {level: ${level}}: version ${written.version}`);
+  const push = await Promise.race([pushed, new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000).unref())]);
+  check(push?.level === level, push ? `HS's cache applied the push: level ${String(push.level)} (${push.ms.toFixed(2)} ms after GS1 asked, no polling)` : 'HS got no push within 10 s');
+  const onGs2 = (await servicesOf(node('GS2')).profiles.get(PID))?.fields.level;
+  check(onGs2 === level, `GS2 reads level ${String(onGs2)} through its own cache`);
+
+  console.log(`[${++step}] a guild treasury: HS deposits, GS1 and GS2 deduct at the same moment; the guild server decides`);
+  const gid = `demo-${process.pid}`;
+  await servicesOf(hs).guild(gid).create('Demo guild');
+  await servicesOf(hs).guild(gid).join(PID);
+  const deposit = await servicesOf(hs).guild(gid).deposit('wood', 10, 'demo:fund');
+  say(`HS → ${guildServerFor(hs.cluster, gid)} (guild ${gid}'s server): deposit 10 wood → balance ${deposit.balance}`);
+  const asks = [
+    { from: gs1, amount: 4, requestId: `demo-a-${process.pid}` },
+    { from: node('GS2'), amount: 4, requestId: `demo-b-${process.pid}` },
+    { from: node('GS2'), amount: 4, requestId: `demo-c-${process.pid}` },
+  ];
+  const outcomes = await Promise.all(asks.map(({ from, amount, requestId }) =>
+    servicesOf(from).guild(gid).deduct('wood', amount, 'demo:build', requestId).then(
+      (receipt) => ({ from: from.name, ok: true, text: `deducted ${amount} → balance ${receipt.balance}` }),
+      (error: Error) => ({ from: from.name, ok: false, text: `${error.name}: ${error.message}` }),
+    )));
+  for (const outcome of outcomes) say(`${outcome.from} deduct 4 wood: ${outcome.text}`);
+  check(outcomes.filter((o) => o.ok).length === 2 && outcomes.filter((o) => !o.ok).every((o) => o.text.startsWith('InsufficientResource')),
+    'two deductions applied, the third refused with InsufficientResource: the guild server checks the balance, one change at a time');
+  const retry = await servicesOf(gs1).guild(gid).deduct('wood', 4, 'demo:build', asks[0]!.requestId).catch((error: Error) => error);
+  const guild = await servicesOf(gs1).guild(gid).get();
+  check(!(retry instanceof Error) && retry.replayed && guild.treasury.wood === 2,
+    `GS1 retries its request id: ${retry instanceof Error ? retry.message : `replayed, nothing deducted again`}; treasury ${JSON.stringify(guild.treasury)}, members ${guild.members.join(', ')}`);
+  check((await servicesOf(hs).profiles.get(PID))?.fields.guild === gid, `C's profile shows his guild: ${String((await servicesOf(hs).profiles.get(PID))?.fields.guild)}`);
 
   console.log(failures === 0 ? 'kuafu demo: every step checked out' : `kuafu demo: ${failures} check(s) FAILED`);
   return failures === 0 ? 0 : 1;

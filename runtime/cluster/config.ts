@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 
 /** The roles a server can host (DESIGN §1). */
-export const ROLES = ['game', 'datacenter'] as const;
+export const ROLES = ['game', 'datacenter', 'guild', 'rank', 'account', 'battle'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface ServerConfig {
@@ -34,6 +34,8 @@ export interface ServerConfig {
   rpcPort: number;
   /** Client gateway port (game servers); 0 picks a free one; absent: no gateway. */
   gatewayPort?: number;
+  /** The battle server paired with this game server (DESIGN §1: each game server has its own). */
+  battle?: string;
 }
 
 export type StoreConfig = { kind: 'memory' } | { kind: 'redis'; url: string };
@@ -118,8 +120,14 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     }
     const server: ServerConfig = { name: s.name, roles: [...new Set(s.roles as Role[])], host: serverHost, rpcPort: port(source, `${where}.rpcPort`, s.rpcPort) };
     if (s.gatewayPort !== undefined) server.gatewayPort = port(source, `${where}.gatewayPort`, s.gatewayPort);
+    if (s.battle !== undefined) {
+      if (typeof s.battle !== 'string' || !NAME.test(s.battle)) fail(source, `${where}.battle must name the battle server paired with ${s.name}, not ${JSON.stringify(s.battle)}`);
+      if (!server.roles.includes('game')) fail(source, `${where}.battle: only a game server has a battle server, and ${s.name} has no "game" role`);
+      server.battle = s.battle;
+    }
     return server;
   });
+  checkBattlePairs(source, servers);
 
   const positive = (key: string, fallback: number): number => {
     const value = config[key] ?? fallback;
@@ -136,6 +144,26 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     scriptsDir = resolve(base, 'scripts');
   }
   return { source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir };
+}
+
+/** Each game server's "battle" names a battle server, and each battle server is paired with exactly one game server. */
+function checkBattlePairs(source: string, servers: ServerConfig[]): void {
+  const pairedWith = new Map<string, string>();
+  for (const game of servers) {
+    if (!game.battle) continue;
+    const battle = servers.find((s) => s.name === game.battle);
+    if (!battle || !battle.roles.includes('battle')) {
+      fail(source, `${game.name}'s "battle" is ${game.battle}, which is not a server with the "battle" role in this config`);
+    }
+    const other = pairedWith.get(game.battle);
+    if (other) fail(source, `battle server ${game.battle} is paired with both ${other} and ${game.name}: each game server has its own`);
+    pairedWith.set(game.battle, game.name);
+  }
+  for (const battle of servers.filter((s) => s.roles.includes('battle'))) {
+    if (!pairedWith.has(battle.name)) {
+      fail(source, `battle server ${battle.name} is paired with no game server: set "battle": "${battle.name}" on the game server it serves`);
+    }
+  }
 }
 
 /** Reads and checks a config file (the shipped default when `path` is left out). */

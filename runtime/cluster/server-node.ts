@@ -5,8 +5,12 @@
  */
 import { ServerUnavailableError } from '../errors.js';
 import { clusterMethods } from '../roles/cluster-methods.js';
+import { accountRole } from '../roles/account.js';
+import { battleRole } from '../roles/battle.js';
 import { datacenterRole } from '../roles/datacenter.js';
 import { gameRole } from '../roles/game.js';
+import { guildRole } from '../roles/guild.js';
+import { rankRole } from '../roles/rank.js';
 import type { RoleRuntime } from '../roles/role.js';
 import type { GameServer } from '../game/game-server.js';
 import { PlayerCaller } from '../game/player-calls.js';
@@ -21,6 +25,10 @@ import { RouteCache } from './route-cache.js';
 const ROLES: Record<Role, (node: ServerNode, server: ServerConfig) => RoleRuntime> = {
   game: gameRole,
   datacenter: datacenterRole,
+  guild: guildRole,
+  rank: rankRole,
+  account: accountRole,
+  battle: battleRole,
 };
 
 export interface ServerNodeOptions {

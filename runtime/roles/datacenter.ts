@@ -1,39 +1,59 @@
 /**
- * The datacenter role: player profiles (name, level, home, current server…), kept in the store;
- * every change is published to every server by the store itself.
+ * The datacenter role: player profiles (name, level, power, home, current server, guild, online…)
+ * kept in the store; every change is published by the store itself and applied at once by every
+ * server caching the profile (runtime/services/profile-cache.ts). The datacenter also keeps each
+ * profile's route fields (`home`, `server`, `online`) equal to the player's route: they follow
+ * every transfer by themselves (runtime/services/route-follower.ts).
  */
-import { InvalidParamsError } from '../errors.js';
-import type { MethodTable } from '../rpc/rpc-server.js';
-import { objectArg, pidField } from '../rpc/params.js';
-import type { ProfileValue } from '../store/store.js';
 import type { ServerNode } from '../cluster/server-node.js';
+import { InvalidParamsError } from '../errors.js';
+import { objectArg, pidField } from '../rpc/params.js';
+import type { MethodTable } from '../rpc/rpc-server.js';
+import { pidsField, profileFieldsArg } from '../services/checks.js';
+import { servicesOf, stopServicesOf } from '../services/index.js';
+import { ProfileRouteFollower } from '../services/route-follower.js';
 import type { RoleRuntime } from './role.js';
 
-function profileFields(arg: Record<string, unknown>): Record<string, ProfileValue> {
-  const fields = arg.fields;
-  if (fields === null || typeof fields !== 'object' || Array.isArray(fields) || Object.keys(fields).length === 0) {
-    throw new InvalidParamsError('profile.update needs "fields", an object of at least one field');
-  }
-  for (const [name, value] of Object.entries(fields)) {
-    if (!(value === null || ['string', 'number', 'boolean'].includes(typeof value))) {
-      throw new InvalidParamsError(`profile field "${name}" must be a string, number, boolean or null`);
-    }
-  }
-  return fields as Record<string, ProfileValue>;
-}
+/** Fields a profile update may not set: they follow the player's route (PROFILE_ROUTE_FIELDS but `home`, fixed for life). */
+const FOLLOWED_FIELDS = ['server', 'online'];
 
 export function datacenterRole(node: ServerNode): RoleRuntime {
-  return { methods: datacenterMethods(node) };
+  const follower = new ProfileRouteFollower(node);
+  return {
+    methods: datacenterMethods(node, follower),
+    start: async () => {
+      servicesOf(node);
+      follower.start();
+    },
+    stop: async () => {
+      follower.stop();
+      stopServicesOf(node);
+    },
+  };
 }
 
-function datacenterMethods(node: ServerNode): MethodTable {
+/** The datacenter's JSON-RPC methods. */
+export function datacenterMethods(node: ServerNode, follower: ProfileRouteFollower): MethodTable {
   return {
     /** The player's profile `{pid, version, fields}`, or null. */
     'profile.get': (arg: unknown) => node.store.getProfile(pidField(objectArg(arg, 'profile.get'), 'profile.get')),
-    /** Sets some fields of the player's profile; returns the new profile. */
+    /** Several profiles `{pids}`: the profiles (or nulls) in the order asked. */
+    'profile.getMany': (arg: unknown) => {
+      const pids = pidsField(objectArg(arg, 'profile.getMany'), 'profile.getMany');
+      return Promise.all(pids.map((pid) => node.store.getProfile(pid)));
+    },
+    /** Sets some fields of the player's profile `{pid, fields}` (a level-up…); returns the new profile. */
     'profile.update': (arg: unknown) => {
       const args = objectArg(arg, 'profile.update');
-      return node.store.updateProfile(pidField(args, 'profile.update'), profileFields(args));
+      const pid = pidField(args, 'profile.update');
+      const fields = profileFieldsArg(args, 'profile.update');
+      const followed = FOLLOWED_FIELDS.filter((name) => name in fields);
+      if (followed.length > 0) {
+        throw new InvalidParamsError(`profile.update cannot set ${followed.join(' or ')}: they follow the player's route by themselves`);
+      }
+      return node.store.updateProfile(pid, fields);
     },
+    /** Copies the player's route into his profile's route fields now `{pid}`; returns the profile (null: no route). */
+    'profile.syncRoute': (arg: unknown) => follower.sync(pidField(objectArg(arg, 'profile.syncRoute'), 'profile.syncRoute')),
   };
 }

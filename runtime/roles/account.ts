@@ -1,0 +1,44 @@
+/**
+ * The account role: accounts and their home server, logins that hand out short-lived login
+ * tokens for the home's gateway, and recharge orders delivered exactly once to the player's
+ * current server (runtime/services/account.ts).
+ */
+import type { ServerNode } from '../cluster/server-node.js';
+import { objectArg, pidField } from '../rpc/params.js';
+import type { MethodTable } from '../rpc/rpc-server.js';
+import { AccountService } from '../services/account.js';
+import { accountField, amountField, idField, nameField, passwordField } from '../services/checks.js';
+import type { RoleRuntime } from './role.js';
+
+export function accountRole(node: ServerNode): RoleRuntime {
+  const accounts = new AccountService(node);
+  return { methods: accountMethods(accounts), start: () => accounts.start(), stop: () => accounts.stop() };
+}
+
+/** The account server's JSON-RPC methods. */
+export function accountMethods(accounts: AccountService): MethodTable {
+  return {
+    /** Creates an account `{account, password, home?}`: `{account, pid, home}`. */
+    'account.register': (arg: unknown) => {
+      const args = objectArg(arg, 'account.register');
+      const home = args.home === undefined ? undefined : nameField(args, 'account.register', 'home');
+      return accounts.register(accountField(args, 'account.register'), passwordField(args, 'account.register'), home);
+    },
+    /** Logs in `{account, password}`: `{pid, home, gateway, token, expiresAt}`; present the token at the home's gateway. */
+    'account.login': (arg: unknown) => {
+      const args = objectArg(arg, 'account.login');
+      return accounts.login(accountField(args, 'account.login'), passwordField(args, 'account.login'));
+    },
+    /** An account `{account}`: `{account, pid, home, createdAt}`. */
+    'account.get': (arg: unknown) => accounts.get(accountField(objectArg(arg, 'account.get'), 'account.get')),
+    /** A recharge order `{order, pid, amount}`: delivered once, now or at his next login; a replayed order id adds nothing. */
+    'account.recharge': (arg: unknown) => {
+      const args = objectArg(arg, 'account.recharge');
+      return accounts.recharge(idField(args, 'account.recharge', 'order'), pidField(args, 'account.recharge'), amountField(args, 'account.recharge'));
+    },
+    /** One order `{order}`: `{order, pid, amount, state, createdAt, deliveredAt}`. */
+    'account.order': (arg: unknown) => accounts.order(idField(objectArg(arg, 'account.order'), 'account.order', 'order')),
+    /** A player's pending orders `{pid}`, oldest first. */
+    'account.pending': (arg: unknown) => accounts.pending(pidField(objectArg(arg, 'account.pending'), 'account.pending')),
+  };
+}
