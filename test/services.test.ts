@@ -1,0 +1,491 @@
+/**
+ * The function services on a real cluster (issue 5; DESIGN §1, §2, §6): one redis-server; the
+ * datacenter, two guild servers, the rank server, the account center and two battle servers as
+ * `kuafu serve` processes; the game servers HS, GS1 and GS2 started in this test process (each
+ * with its own store connection, as separate servers have), so the test watches their profile
+ * caches; real KuafuClients on their gateways.
+ *
+ * The story: a level-up on GS1 reaches HS and GS2 by push; a friends list on HS sees a player move
+ * and log out; leaderboards and battles agree across servers; three servers race 1,000 deductions
+ * (with retries) at one treasury of 500; the guild server is killed and restarted without losing a
+ * thing; recharges reach a player once, wherever he is, or wait for his next login; finally Redis
+ * restarts and every cache is correct again.
+ *
+ * Nothing sleeps to let time pass: events are awaited with generous deadlines, conditions are
+ * polled until they hold. The random parts take a seed, printed (KUAFU_TEST_SEED replays it).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { KuafuClient } from '../runtime/client/kuafu-client.js';
+import { loadConfig, type ClusterConfig } from '../runtime/cluster/config.js';
+import type { ServerNode } from '../runtime/cluster/server-node.js';
+import { startServers, type RunningServers } from '../runtime/cluster/start.js';
+import {
+  AlreadyExistsError, BadCredentialsError, ConfigError, InsufficientResourceError, KuafuError, NotFoundError, RequestConflictError,
+  RpcProtocolError, WrongServerError,
+} from '../runtime/errors.js';
+import { issueLoginToken } from '../runtime/game/tokens.js';
+import { FriendsList, type Friend } from '../runtime/services/friends-list.js';
+import { servicesOf, type ProfileEvent, type TreasuryReceipt } from '../runtime/services/index.js';
+import { guildServerFor } from '../runtime/services/placement.js';
+import { RedisStore } from '../runtime/store/redis-store.js';
+import type { PlayerDocument } from '../runtime/game/player.js';
+import {
+  EVENT_DEADLINE_MS, cleanupCluster, eventually, onCleanup, rejectionOf, spawnServe, within, type ServeProcess,
+} from './harness/cluster.js';
+import { startRedis, type RedisHandle } from './harness/redis.js';
+
+const test = suite('services');
+
+const GAMES = ['HS', 'GS1', 'GS2'] as const;
+type Game = (typeof GAMES)[number];
+const SERVED = ['DC', 'GUILD1', 'GUILD2', 'RANK', 'ACCOUNT', 'GS1-battle', 'GS2-battle'];
+
+const SEED = Number(process.env.KUAFU_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
+console.log(`services: seed ${SEED} (replay with KUAFU_TEST_SEED=${SEED})`);
+
+/** mulberry32: a seeded generator of numbers in [0, 1). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// ---- the cluster ------------------------------------------------------------------------------
+
+let redis: RedisHandle;
+let configPath = '';
+let secret = '';
+let config: ClusterConfig;
+let store: RedisStore;
+const served: Record<string, ServeProcess> = {};
+const games = {} as Record<Game, ServerNode>;
+
+function writeConfig(redisUrl: string): void {
+  const dir = mkdtempSync(join(tmpdir(), 'kuafu-services-'));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  secret = `services-test-secret-${process.pid}`;
+  configPath = join(dir, 'cluster.json');
+  writeFileSync(configPath, JSON.stringify({
+    secret,
+    store: { kind: 'redis', url: redisUrl },
+    heartbeatMs: 250,
+    rpcTimeoutMs: 5000,
+    servers: [
+      { name: 'HS', roles: ['game'], rpcPort: 0, gatewayPort: 0 },
+      { name: 'GS1', roles: ['game'], rpcPort: 0, gatewayPort: 0, battle: 'GS1-battle' },
+      { name: 'GS2', roles: ['game'], rpcPort: 0, gatewayPort: 0, battle: 'GS2-battle' },
+      { name: 'DC', roles: ['datacenter'], rpcPort: 0 },
+      { name: 'GUILD1', roles: ['guild'], rpcPort: 0 },
+      { name: 'GUILD2', roles: ['guild'], rpcPort: 0 },
+      { name: 'RANK', roles: ['rank'], rpcPort: 0 },
+      { name: 'ACCOUNT', roles: ['account'], rpcPort: 0 },
+      { name: 'GS1-battle', roles: ['battle'], rpcPort: 0 },
+      { name: 'GS2-battle', roles: ['battle'], rpcPort: 0 },
+    ],
+  }));
+  config = loadConfig(configPath, {});
+}
+
+test.before(async () => {
+  redis = await startRedis({ persistent: true });
+  writeConfig(redis.url);
+  store = new RedisStore({ url: redis.url });
+  await store.connect();
+  onCleanup(() => store.close());
+  await Promise.all(SERVED.map(async (name) => { served[name] = await spawnServe(configPath, name, redis.url); }));
+  const level = process.env.KUAFU_LOG_LEVEL;
+  process.env.KUAFU_LOG_LEVEL = 'warn';
+  try {
+    for (const name of GAMES) {
+      // One startServers each: every game server has its own store connections, as separate processes do.
+      const running: RunningServers = await startServers(loadConfig(configPath, {}), [name]);
+      onCleanup(() => running.stop());
+      games[name] = running.nodes[0]!;
+    }
+  } finally {
+    if (level === undefined) delete process.env.KUAFU_LOG_LEVEL;
+    else process.env.KUAFU_LOG_LEVEL = level;
+  }
+});
+
+test.after(async () => {
+  await cleanupCluster();
+  await redis?.stop();
+});
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+/** Collects events; `waitFor` resolves with the first (past or future) one that matches. */
+class Events<T> {
+  readonly seen: T[] = [];
+  private readonly waiters = new Set<{ test: (event: T) => boolean; resolve: (event: T) => void }>();
+
+  constructor(private readonly label: string) {}
+
+  readonly push = (event: T): void => {
+    this.seen.push(event);
+    for (const waiter of [...this.waiters]) {
+      if (waiter.test(event)) {
+        this.waiters.delete(waiter);
+        waiter.resolve(event);
+      }
+    }
+  };
+
+  /** Where the next event will be: pass it to `waitFor` to wait for an event that comes after now. */
+  get mark(): number {
+    return this.seen.length;
+  }
+
+  waitFor(what: string, test: (event: T) => boolean, from = 0, ms = EVENT_DEADLINE_MS): Promise<T> {
+    const found = this.seen.slice(from).find(test);
+    if (found !== undefined) return Promise.resolve(found);
+    let waiter: { test: (event: T) => boolean; resolve: (event: T) => void };
+    return within(new Promise<T>((resolve) => {
+      waiter = { test, resolve };
+      this.waiters.add(waiter);
+    }), ms, () => `${this.label}: ${what}; seen so far: ${JSON.stringify(this.seen)}`).finally(() => this.waiters.delete(waiter));
+  }
+}
+
+const services = (name: Game) => servicesOf(games[name]);
+
+/** A KuafuClient for `pid` at home `home` (closed at cleanup). */
+function client(pid: number, home: Game, loginToken?: () => Promise<string>): KuafuClient {
+  const c = new KuafuClient({
+    pid, homeUrl: games[home].gatewayUrl, stepTimeoutMs: 15_000,
+    loginToken: loginToken ?? (() => issueLoginToken(secret, pid, home)),
+  });
+  onCleanup(() => c.close());
+  return c;
+}
+
+/** A guild id that lives on guild server `server`. */
+function gidOn(server: string, prefix: string): string {
+  for (let i = 0; ; i++) if (guildServerFor(config, `${prefix}-${i}`) === server) return `${prefix}-${i}`;
+}
+
+// ---- profiles ---------------------------------------------------------------------------------
+
+test('a level-up on GS1 is pushed to HS and GS2 and applied there at once (no polling)', async () => {
+  const pid = 3001;
+  const first = await services('GS1').profiles.update(pid, { name: 'Ayla', level: 1, power: 10 });
+  const onHs = new Events<ProfileEvent>('HS follower');
+  const onGs2 = new Events<ProfileEvent>('GS2 follower');
+  const followHs = await services('HS').profiles.follow([pid], onHs.push);
+  const followGs2 = await services('GS2').profiles.follow([pid], onGs2.push);
+  assert.equal(followHs.profiles().get(pid), first, 'HS read the profile once, into its cache');
+
+  const written = await services('GS1').profiles.update(pid, { level: 2 });
+  assert.is(written.version, first.version + 1);
+  for (const [where, events] of [['HS', onHs], ['GS2', onGs2]] as const) {
+    const event = await events.waitFor('the level-up', (e) => e.profile?.fields.level === 2);
+    assert.equal(event.changed, { level: 2 }, `${where} heard exactly what changed`);
+    assert.equal(event.profile, written, `${where}'s cache holds the new profile`);
+    assert.equal(services(where).profiles.peek(pid), written, `${where} answers from its cache`);
+  }
+
+  // A profile merely read once (cached, not followed) is kept fresh too.
+  const other = 3002;
+  await services('GS1').profiles.update(other, { name: 'Borin', level: 7 });
+  assert.is((await services('GS2').profiles.get(other))?.fields.level, 7);
+  const anyOnGs2 = new Events<ProfileEvent>('GS2 cache');
+  const stop = services('GS2').profiles.onChange(anyOnGs2.push);
+  await services('HS').profiles.update(other, { level: 8 });
+  await anyOnGs2.waitFor('the cached profile changing', (e) => e.pid === other && e.profile?.fields.level === 8);
+  assert.is(services('GS2').profiles.peek(other)?.fields.level, 8);
+  stop();
+  followHs.close();
+  followGs2.close();
+
+  // The datacenter refuses what follows the route, and bad fields, saying why.
+  const routeField = await rejectionOf(services('GS1').profiles.update(pid, { server: 'GS2' }), EVENT_DEADLINE_MS, 'setting "server"');
+  assert.match(routeField.message, /follow the player's route/);
+  const nested = await rejectionOf(services('GS1').profiles.update(pid, { level: { x: 1 } as unknown as number }), EVENT_DEADLINE_MS, 'an object value');
+  assert.instance(nested, RpcProtocolError);
+  assert.match(nested.message, /level.*string.*number.*boolean or null/);
+});
+
+test('a friends list on HS follows a player from another home as he moves, levels up and logs out', async () => {
+  const pid = 3101; // home GS2
+  const friends = await FriendsList.open(games.HS, [pid]);
+  const seen = new Events<Friend>('HS friends list');
+  friends.onChange(seen.push);
+  const c = client(pid, 'GS2');
+  let mark = seen.mark;
+  await c.login();
+  await seen.waitFor('online at his home GS2, named from his document', (f) => f.online && f.server === 'GS2' && f.home === 'GS2' && f.name === `player${pid}`, mark);
+  mark = seen.mark;
+  await c.go('GS1');
+  await seen.waitFor('on GS1', (f) => f.online && f.server === 'GS1', mark);
+  mark = seen.mark;
+  await services('GS1').profiles.update(pid, { level: 12 });
+  await seen.waitFor('level 12', (f) => f.level === 12, mark);
+  mark = seen.mark;
+  await c.go('HS');
+  await seen.waitFor('on HS', (f) => f.online && f.server === 'HS', mark);
+  mark = seen.mark;
+  await c.logout();
+  const offline = await seen.waitFor('offline', (f) => !f.online, mark);
+  assert.equal(friends.view(), [{ ...offline }]);
+  assert.equal(friends.friend(pid), { pid, name: `player${pid}`, level: 12, home: 'GS2', server: offline.server, online: false, guild: '' });
+  // The store agrees with what was pushed.
+  assert.equal((await store.getProfile(pid))?.fields.level, 12);
+  friends.close();
+});
+
+// ---- leaderboards and battles -----------------------------------------------------------------
+
+test('leaderboards: levels set on three servers rank together; any server reads top N and a place', async () => {
+  // Players of three homes; each level set from another server. The "level" board follows the profiles.
+  await services('GS1').profiles.update(4001, { name: 'Hana', home: 'HS', level: 30 });
+  await services('HS').profiles.update(4002, { name: 'Ivo', home: 'GS2', level: 25 });
+  await services('GS2').profiles.update(4003, { name: 'Juno', home: 'GS1', level: 40 });
+  await eventually(async () => {
+    const place = await services('GS1').rank('level').of(4002);
+    if (place?.score !== 25) throw new Error(`4002 is at ${JSON.stringify(place)}`);
+  }, 'the level board to take the three level-ups');
+  const top = (await services('GS2').rank('level').top(100)).filter((e) => e.pid >= 4001 && e.pid <= 4003);
+  assert.equal(top.map((e) => [e.pid, e.score]), [[4003, 40], [4001, 30], [4002, 25]]);
+  await services('HS').profiles.update(4002, { level: 45 });
+  await eventually(async () => {
+    const place = await services('GS1').rank('level').of(4002);
+    if (place?.score !== 45) throw new Error(`4002 is at ${JSON.stringify(place)}`);
+  }, 'the level-up to move Ivo up');
+
+  // A board of its own, scores submitted from two servers.
+  const arena = services('HS').rank(`arena-${SEED}`);
+  await arena.submit(4001, 1200);
+  await services('GS1').rank(`arena-${SEED}`).submit(4002, 1500.5);
+  await services('GS2').rank(`arena-${SEED}`).submit(4003, 900);
+  assert.equal(await services('GS2').rank(`arena-${SEED}`).top(2), [{ rank: 1, pid: 4002, score: 1500.5 }, { rank: 2, pid: 4001, score: 1200 }]);
+  assert.equal(await services('GS1').rank(`arena-${SEED}`).of(4003), { rank: 3, pid: 4003, score: 900 });
+  assert.is(await arena.submit(4003, null), null, 'null takes a player off the board');
+  assert.is(await arena.of(4003), null);
+  const bad = await rejectionOf(arena.submit(4001, Number.NaN), EVENT_DEADLINE_MS, 'a NaN score');
+  assert.match(bad.message, /finite number/);
+});
+
+test('battles: a game server asks its own battle server; fighters from two homes; the same input gives the same result', async () => {
+  const [a, b] = [4001, 4003]; // homes HS and GS1 (profiles from the previous test)
+  const first = await services('GS1').battle().resolve(a, b, 'duel-1');
+  assert.equal([first.input.a.pid, first.input.b.pid, first.input.seed], [a, b, 'duel-1']);
+  assert.equal([first.input.a.home, first.input.b.home], ['HS', 'GS1'], 'fighters read from profiles of two homes');
+  assert.ok([a, b].includes(first.winner) && first.winner !== first.loser);
+  assert.ok(first.blows.length > 0 && first.blows.every((blow) => blow.damage > 0));
+  const again = await services('GS1').battle().resolve(a, b, 'duel-1');
+  assert.equal(again, first, 'the same input, the same battle');
+  const elsewhere = await services('GS2').battle().replay(first.input);
+  assert.equal(elsewhere, first, "GS2's battle server replays it to the same result");
+  const other = await services('GS1').battle().resolve(a, b, 'duel-2');
+  assert.is.not(other.digest, first.digest, 'another seed, another battle');
+
+  // A level-up changes the input (the battle server's cache gets the push).
+  await services('HS').profiles.update(a, { level: 31 });
+  const after = await eventually(async () => {
+    const result = await services('GS1').battle().resolve(a, b, 'duel-1');
+    if (result.input.a.level !== 31) throw new Error(`still level ${result.input.a.level}`);
+    return result;
+  }, 'the battle server to see the level-up');
+  assert.is.not(after.digest, first.digest);
+
+  // Pairs are the config's: HS has no battle server; GS2 cannot use GS1's.
+  assert.throws(() => services('HS').battle(), (error: Error) => error instanceof ConfigError && /HS has no battle server/.test(error.message));
+  const wrong = await rejectionOf(games.GS2.call('GS1-battle', 'battle.resolve', { a, b }), EVENT_DEADLINE_MS, "GS2 calling GS1's battle server");
+  assert.instance(wrong, WrongServerError);
+  assert.match(wrong.message, /GS2-battle/);
+  const missing = await rejectionOf(services('GS1').battle().resolve(a, 999_999), EVENT_DEADLINE_MS, 'a player without a profile');
+  assert.instance(missing, NotFoundError);
+});
+
+// ---- guilds -----------------------------------------------------------------------------------
+
+test('ordering: 3 servers send 1,000 concurrent deductions of 1 (and retries) against 500; exactly 500 succeed, once each', async () => {
+  const random = seeded(SEED);
+  const gid = gidOn('GUILD1', 'order');
+  await services('HS').guild(gid).create('Ordering');
+  await services('GS1').guild(gid).deposit('wood', 500, 'fund');
+
+  type Outcome = { id: string; from: Game; ok: boolean; replayed: boolean; balance: number };
+  const send = (id: string, from: Game): Promise<Outcome> =>
+    services(from).guild(gid).deduct('wood', 1, 'ordering test', id).then(
+      (receipt: TreasuryReceipt) => ({ id, from, ok: true, replayed: receipt.replayed, balance: receipt.balance }),
+      (error: unknown) => {
+        if (!(error instanceof InsufficientResourceError)) throw error;
+        return { id, from, ok: false, replayed: error.details.replayed === true, balance: Number(error.details.balance) };
+      },
+    );
+  // 1,000 requests spread over three servers, plus 150 of them sent a second time (from any server), all at once, shuffled.
+  const sends: [string, Game][] = [];
+  for (let i = 0; i < 1000; i++) sends.push([`${SEED}-d${i}`, GAMES[i % 3]!]);
+  for (let i = 0; i < 150; i++) sends.push([`${SEED}-d${Math.floor(random() * 1000)}`, GAMES[Math.floor(random() * 3)]!]);
+  for (let i = sends.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [sends[i], sends[j]] = [sends[j]!, sends[i]!];
+  }
+  const outcomes = await Promise.all(sends.map(([id, from]) => send(id, from)));
+
+  const byId = new Map<string, Outcome[]>();
+  for (const outcome of outcomes) byId.set(outcome.id, [...(byId.get(outcome.id) ?? []), outcome]);
+  assert.is(byId.size, 1000);
+  for (const [id, list] of byId) {
+    assert.is(list.filter((o) => !o.replayed).length, 1, `request ${id} was decided exactly once: ${JSON.stringify(list)}`);
+    assert.ok(list.every((o) => o.ok === list[0]!.ok && o.balance === list[0]!.balance), `every answer to ${id} is its first one: ${JSON.stringify(list)}`);
+  }
+  const succeeded = [...byId.values()].filter((list) => list[0]!.ok).length;
+  assert.is(succeeded, 500, 'exactly the 500 the treasury covers');
+  assert.ok(outcomes.every((o) => o.balance >= 0), 'no answer showed a negative balance');
+  assert.equal((await services('GS2').guild(gid).get()).treasury, { wood: 0 });
+
+  // The ledger (kept by the same scripts): 500 deductions leaving 499, 498, … 0, each once.
+  const ledger = await services('GS1').guild(gid).ledger(1000);
+  const deductions = ledger.filter((e) => e.kind === 'deduct');
+  assert.is(deductions.length, 500);
+  assert.equal(deductions.map((e) => e.balance), Array.from({ length: 500 }, (_, i) => i), 'newest first: 0, 1, … 499');
+  assert.is(new Set(deductions.map((e) => e.requestId)).size, 500, 'no request id applied twice');
+
+  // Retrying afterwards changes nothing either.
+  const late = await Promise.all([...byId.keys()].slice(0, 40).map((id) => send(id, 'GS2')));
+  assert.ok(late.every((o) => o.replayed && o.ok === byId.get(o.id)![0]!.ok), 'late retries are replays');
+  assert.equal((await services('HS').guild(gid).get()).treasury, { wood: 0 });
+});
+
+test('the guild server is killed and restarted: treasury and processed request ids are all still there', async () => {
+  const gid = gidOn('GUILD2', 'restart');
+  const guild = services('GS1').guild(gid);
+  await guild.create('Restart');
+  await guild.join(4001);
+  await services('GS2').guild(gid).join(4003);
+  const deposited = await guild.deposit('stone', 30, 'fund', `${SEED}-fund`);
+  const spent = await services('HS').guild(gid).deduct('stone', 12, 'build', `${SEED}-spend`);
+  assert.equal([deposited.balance, spent.balance], [30, 18]);
+  const refused = await rejectionOf(guild.deduct('stone', 50, 'too much', `${SEED}-too-much`), EVENT_DEADLINE_MS, 'a deduction of more than there is');
+  assert.instance(refused, InsufficientResourceError);
+  assert.match(refused.message, /holds 18 stone, less than the 50/);
+
+  served.GUILD2!.kill('SIGKILL');
+  await served.GUILD2!.waitForExit();
+  served.GUILD2 = await spawnServe(configPath, 'GUILD2', redis.url);
+
+  // The callers find the new process by themselves; every id is remembered.
+  const again = await eventually(() => services('GS2').guild(gid).deduct('stone', 12, 'build', `${SEED}-spend`), 'GUILD2 to answer again');
+  assert.equal([again.replayed, again.balance], [true, 18], 'the retried deduction is a replay');
+  const stillRefused = await rejectionOf(services('HS').guild(gid).deduct('stone', 50, 'too much', `${SEED}-too-much`), EVENT_DEADLINE_MS, 'the refused request again');
+  assert.instance(stillRefused, InsufficientResourceError);
+  assert.is(stillRefused instanceof KuafuError && stillRefused.details.replayed, true);
+  const current = await guild.get();
+  assert.equal([current.treasury, current.members], [{ stone: 18 }, [4001, 4003]]);
+  assert.is((await services('HS').profiles.get(4001))?.fields.guild, gid, "a member's profile names his guild");
+
+  // The same id for another change is refused; a guild on the other server is not served here.
+  assert.instance(await rejectionOf(guild.deduct('stone', 2, 'other', `${SEED}-spend`), EVENT_DEADLINE_MS, 'a reused id'), RequestConflictError);
+  const wrong = await rejectionOf(
+    games.HS.call('GUILD1', 'guild.deposit', { gid, resource: 'stone', amount: 1, reason: 'misrouted', requestId: `${SEED}-misrouted` }),
+    EVENT_DEADLINE_MS, 'a change sent to the other guild server',
+  );
+  assert.instance(wrong, WrongServerError);
+  assert.is((wrong as WrongServerError).details.server, 'GUILD2');
+  const joinedElsewhere = await rejectionOf(services('HS').guild(gidOn('GUILD1', 'other')).create('x').then(() => services('HS').guild(gidOn('GUILD1', 'other')).join(4001)), EVENT_DEADLINE_MS, 'joining a second guild');
+  assert.instance(joinedElsewhere, AlreadyExistsError);
+  const badAmount = await rejectionOf(guild.deduct('stone', -1, 'negative'), EVENT_DEADLINE_MS, 'a negative amount');
+  assert.match(badAmount.message, /"amount", a positive integer/);
+});
+
+// ---- accounts and recharge --------------------------------------------------------------------
+
+test('account center: a login token opens the home gateway; a recharge reaches the player on another server once', async () => {
+  const accounts = services('GS2').account();
+  const made = await accounts.register(`ayla-${SEED}`, 'correct horse', 'HS');
+  assert.is(made.home, 'HS');
+  assert.instance(await rejectionOf(accounts.register(`ayla-${SEED}`, 'another password'), EVENT_DEADLINE_MS, 'registering twice'), AlreadyExistsError);
+  assert.instance(await rejectionOf(accounts.login(`ayla-${SEED}`, 'wrong password'), EVENT_DEADLINE_MS, 'a wrong password'), BadCredentialsError);
+  assert.instance(await rejectionOf(accounts.login(`nobody-${SEED}`, 'wrong password'), EVENT_DEADLINE_MS, 'an unknown account'), BadCredentialsError);
+
+  const pid = made.pid;
+  const c = client(pid, 'HS', async () => {
+    const login = await accounts.login(`ayla-${SEED}`, 'correct horse');
+    assert.is(login.gateway, games.HS.gatewayUrl, 'the login names the home gateway');
+    return login.token;
+  });
+  assert.is((await c.login()).server, 'HS');
+  await c.go('GS1');
+
+  const order = `order-${SEED}-1`;
+  const delivered = await services('HS').account().recharge(order, pid, 60);
+  assert.equal([delivered.state, delivered.replayed], ['delivered', false]);
+  assert.is(await games.GS2.players.invoke(pid, ['getgold'], []), 60, 'the gold arrived on GS1, where he is');
+  const replay = await services('GS1').account().recharge(order, pid, 60);
+  assert.equal([replay.state, replay.replayed], ['delivered', true]);
+  assert.is(await games.GS2.players.invoke(pid, ['getgold'], []), 60, 'a replayed order adds nothing');
+  assert.instance(await rejectionOf(accounts.recharge(order, pid, 70), EVENT_DEADLINE_MS, 'the order id for another amount'), RequestConflictError);
+  assert.is(games.GS1.game!.host.get(pid)?.player.getgold(), 60, 'GS1 holds him, with his 60 gold');
+
+  // Offline: the order waits; his next login delivers it, once.
+  await c.logout();
+  await eventually(async () => {
+    const route = await store.getRoute(pid);
+    if (route?.online) throw new Error('still online');
+  }, 'him to be offline');
+  const held = await accounts.recharge(`order-${SEED}-2`, pid, 40);
+  assert.equal([held.state, held.replayed], ['pending', false]);
+  assert.equal((await accounts.pending(pid)).map((o) => o.order), [`order-${SEED}-2`]);
+  assert.is(((await store.loadDocument(pid))?.data as PlayerDocument).gold, 60, 'nothing delivered while he is offline');
+
+  await c.login();
+  const arrived = await eventually(async () => {
+    const state = await accounts.order(`order-${SEED}-2`);
+    if (state.state !== 'delivered') throw new Error('still pending');
+    return state;
+  }, 'the held order to be delivered at his login');
+  assert.ok(arrived.deliveredAt >= held.createdAt);
+  assert.is(await games.GS1.players.invoke(pid, ['getgold'], []), 100);
+  const replayHeld = await accounts.recharge(`order-${SEED}-2`, pid, 40);
+  assert.is(replayHeld.replayed, true);
+  assert.is(await games.GS1.players.invoke(pid, ['getgold'], []), 100, 'still 100: each order once');
+  assert.equal(await accounts.pending(pid), []);
+  await c.logout();
+});
+
+// ---- the store restarts -----------------------------------------------------------------------
+
+test('after a Redis restart the caches are rebuilt: a change whose publication was lost is not left stale', async () => {
+  const pid = 3301;
+  await services('GS1').profiles.update(pid, { name: 'Kiri', level: 5 });
+  const onHs = new Events<ProfileEvent>('HS follower');
+  const onGs2 = new Events<ProfileEvent>('GS2 follower');
+  await services('HS').profiles.follow([pid], onHs.push);
+  await services('GS2').profiles.follow([pid], onGs2.push);
+  const cachedOnGs1 = await services('GS1').profiles.get(pid);
+
+  // A change the caches never hear of (written without its publication: as if it had been lost).
+  const admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await admin.connect();
+  await admin.hset(`kf:{${pid}}:profile`, 'f:level', '6', 'version', String(cachedOnGs1!.version + 1));
+  admin.disconnect();
+  assert.is(services('HS').profiles.peek(pid)?.fields.level, 5, 'HS did not hear of it');
+
+  await redis.restart();
+  for (const [where, events] of [['HS', onHs], ['GS2', onGs2]] as const) {
+    const rebuilt = await events.waitFor('the profile read again after the reconnect', (e) => e.changed === null && e.profile?.fields.level === 6, 0, 30_000);
+    assert.is(rebuilt.profile?.version, cachedOnGs1!.version + 1, where);
+  }
+  assert.is(services('GS1').profiles.peek(pid), undefined, 'what nobody follows was dropped, to be read afresh');
+  assert.is((await services('GS1').profiles.get(pid))?.fields.level, 6);
+
+  // Pushes flow again (the datacenter's connection may need a moment: it is asked until it answers).
+  await eventually(() => services('GS1').profiles.update(pid, { level: 7 }), 'the datacenter to write again after the restart');
+  await onHs.waitFor('a push after the restart', (e) => e.profile?.fields.level === 7);
+  await onGs2.waitFor('a push after the restart', (e) => e.profile?.fields.level === 7);
+});
+
+test.run();
