@@ -6,11 +6,13 @@
 import { runRpcBench } from './rpc.js';
 import { runTransferBench } from './transfer.js';
 import { runSdkCallBench } from './sdk-call.js';
+import { runServicesBench } from './services.js';
 
 const BENCHES: Record<string, () => Promise<Record<string, number>>> = {
   rpc: runRpcBench,
   transfer: runTransferBench,
   'sdk-call': runSdkCallBench,
+  services: runServicesBench,
 };
 
 const asked = process.argv.slice(2);
