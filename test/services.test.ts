@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { KuafuClient } from '../runtime/client/kuafu-client.js';
-import { loadConfig, type ClusterConfig } from '../runtime/cluster/config.js';
+import { loadConfig, parseConfig, type ClusterConfig } from '../runtime/cluster/config.js';
 import type { ServerNode } from '../runtime/cluster/server-node.js';
 import { startServers, type RunningServers } from '../runtime/cluster/start.js';
 import {
@@ -35,7 +35,7 @@ import { guildServerFor } from '../runtime/services/placement.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
 import type { PlayerDocument } from '../runtime/game/player.js';
 import {
-  EVENT_DEADLINE_MS, cleanupCluster, eventually, onCleanup, rejectionOf, spawnServe, within, type ServeProcess,
+  EVENT_DEADLINE_MS, cleanupCluster, eventually, onCleanup, rejectionOf, runKuafu, spawnServe, within, type ServeProcess,
 } from './harness/cluster.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
 
@@ -454,6 +454,32 @@ test('account center: a login token opens the home gateway; a recharge reaches t
   assert.is(await games.GS1.players.invoke(pid, ['getgold'], []), 100, 'still 100: each order once');
   assert.equal(await accounts.pending(pid), []);
   await c.logout();
+});
+
+// ---- config and the embedded cluster ------------------------------------------------------------
+
+test('the config pairs each game server with its own battle server, and says what to fix otherwise', () => {
+  const parse = (servers: unknown[]) => parseConfig({ secret: 'a-secret-of-sixteen+', servers }, 'test.json', {});
+  const game = (name: string, battle?: string) => ({ name, roles: ['game'], rpcPort: 0, ...(battle ? { battle } : {}) });
+  const battle = (name: string) => ({ name, roles: ['battle'], rpcPort: 0 });
+  assert.is(parse([game('HS', 'B1'), battle('B1')]).servers[0]!.battle, 'B1');
+  const refused = (servers: unknown[], message: RegExp) => {
+    assert.throws(() => parse(servers), (error: Error) => error instanceof ConfigError && message.test(error.message));
+  };
+  refused([game('HS', 'B1')], /HS's "battle" is B1, which is not a server with the "battle" role/);
+  refused([game('HS', 'GS1'), game('GS1')], /not a server with the "battle" role/);
+  refused([game('HS', 'B1'), game('GS1', 'B1'), battle('B1')], /B1 is paired with both HS and GS1/);
+  refused([game('HS'), battle('B1')], /battle server B1 is paired with no game server: set "battle": "B1"/);
+  refused([{ name: 'DC', roles: ['datacenter'], rpcPort: 0, battle: 'B1' }, battle('B1')], /only a game server has a battle server/);
+  refused([{ name: 'X', roles: ['bank'], rpcPort: 0 }], /roles among game, datacenter, guild, rank, account, battle/);
+});
+
+test('kuafu demo on the embedded default cluster shows a profile push and a guild deduction from two servers', async () => {
+  const demo = await runKuafu(['demo'], 90_000);
+  assert.is(demo.code, 0, demo.describe());
+  assert.match(demo.stdout, /ok  HS's cache applied the push: level \d+/);
+  assert.match(demo.stdout, /ok  two deductions applied, the third refused with InsufficientResource/);
+  assert.match(demo.stdout, /kuafu demo: every step checked out/);
 });
 
 // ---- the store restarts -----------------------------------------------------------------------
