@@ -25,13 +25,14 @@ import { loadConfig, parseConfig, type ClusterConfig } from '../runtime/cluster/
 import type { ServerNode } from '../runtime/cluster/server-node.js';
 import { startServers, type RunningServers } from '../runtime/cluster/start.js';
 import {
-  AlreadyExistsError, BadCredentialsError, ConfigError, InsufficientResourceError, KuafuError, NotFoundError, RequestConflictError,
-  RpcProtocolError, WrongServerError,
+  AlreadyExistsError, BadCredentialsError, ConfigError, InsufficientResourceError, KuafuError, NotExportedError, NotFoundError,
+  RequestConflictError, RpcProtocolError, WrongServerError,
 } from '../runtime/errors.js';
 import { issueLoginToken } from '../runtime/game/tokens.js';
 import { FriendsList, type Friend } from '../runtime/services/friends-list.js';
 import { servicesOf, type ProfileEvent, type TreasuryReceipt } from '../runtime/services/index.js';
 import { guildServerFor } from '../runtime/services/placement.js';
+import { callScriptService } from '../runtime/services/script-surface.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
 import type { PlayerDocument } from '../runtime/game/player.js';
 import {
@@ -306,6 +307,24 @@ test('battles: a game server asks its own battle server; fighters from two homes
   assert.match(wrong.message, /GS2-battle/);
   const missing = await rejectionOf(services('GS1').battle().resolve(a, 999_999), EVENT_DEADLINE_MS, 'a player without a profile');
   assert.instance(missing, NotFoundError);
+});
+
+test('the host side of script services: an allowlist of methods, forwarded to the right servers', async () => {
+  const gid = gidOn('GUILD2', 'script');
+  const call = (service: string, target: string, method: string, args: unknown[]) => callScriptService(games.GS1, service, target, method, args);
+  await services('HS').guild(gid).create('Scripted');
+  assert.is((await call('guild', gid, 'deposit', ['wood', 9, 'script:fund']) as TreasuryReceipt).balance, 9);
+  assert.is((await call('guild', gid, 'deduct', ['wood', 4, 'script:build', `${SEED}-script`]) as TreasuryReceipt).balance, 5);
+  assert.is((await call('guild', gid, 'deduct', ['wood', 4, 'script:build', `${SEED}-script`]) as TreasuryReceipt).replayed, true);
+  assert.instance(await rejectionOf(call('guild', gid, 'deduct', ['wood', 6, 'script:build']), EVENT_DEADLINE_MS, 'too much'), InsufficientResourceError);
+  assert.equal((await call('profile', '4001', 'get', []) as { fields: { name: string } }).fields.name, 'Hana');
+  assert.is((await call('rank', `arena-${SEED}`, 'of', [4002]) as { rank: number }).rank, 1);
+  assert.is((await call('battle', '', 'resolve', [4001, 4003, 'duel-1']) as { input: { seed: string } }).input.seed, 'duel-1');
+  for (const [service, method] of [['guild', 'constructor'], ['guild', 'create'], ['account', 'recharge'], ['__proto__', 'get']]) {
+    const refused = await rejectionOf(call(service!, gid, method!, []), EVENT_DEADLINE_MS, `services.${service}.${method}`);
+    assert.instance(refused, NotExportedError, `${service}.${method}: ${refused.message}`);
+  }
+  assert.match((await rejectionOf(call('guild', gid, 'deduct', [5, 'wood', 'x']), EVENT_DEADLINE_MS, 'arguments in the wrong order')).message, /the resource must be a string/);
 });
 
 // ---- guilds -----------------------------------------------------------------------------------
