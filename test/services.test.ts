@@ -519,11 +519,15 @@ test('after a Redis restart the caches are rebuilt: a change whose publication w
   admin.disconnect();
   assert.is(services('HS').profiles.peek(pid)?.fields.level, 5, 'HS did not hear of it');
 
+  const rebuildsOnGs1 = services('GS1').profiles.rebuildCount;
   await redis.restart();
   for (const [where, events] of [['HS', onHs], ['GS2', onGs2]] as const) {
     const rebuilt = await events.waitFor('the profile read again after the reconnect', (e) => e.changed === null && e.profile?.fields.level === 6, 0, 30_000);
     assert.is(rebuilt.profile?.version, cachedOnGs1!.version + 1, where);
   }
+  await eventually(async () => {
+    if (services('GS1').profiles.rebuildCount === rebuildsOnGs1) throw new Error('GS1 has not rebuilt its cache yet');
+  }, "GS1's store to reconnect");
   assert.is(services('GS1').profiles.peek(pid), undefined, 'what nobody follows was dropped, to be read afresh');
   assert.is((await services('GS1').profiles.get(pid))?.fields.level, 6);
 
