@@ -29,6 +29,13 @@
 /**
  * A value that can cross servers: null, undefined, boolean, number, string, bigint, Date, arrays,
  * plain objects, Map and Set. Functions, symbols, class instances, proxies and cycles cannot.
+ *
+ * @example
+ * ```ts
+ * // all value types: they may be passed to a remote method and returned from a script
+ * const reward = { gold: 100n, until: new Date(), items: new Map([[105001, 2]]), tags: new Set(["s3"]) };
+ * ```
+ * @category Values
  */
 type KuafuValue =
   | null
@@ -47,6 +54,9 @@ type KuafuValue =
  * The value-only version of a declared type: what a remote call accepts where the method declares
  * `T`. Functions and symbols become `never` (so passing one is a type error), so do the methods of
  * class instances; `unknown` and `any` become KuafuValue.
+ *
+ * @typeParam T - the type a player method declares for a parameter
+ * @category Values
  */
 type KuafuValued<T> = unknown extends T
   ? KuafuValue
@@ -68,7 +78,12 @@ type KuafuValued<T> = unknown extends T
                   ? { readonly [K in keyof T]: KuafuValued<T[K]> }
                   : never;
 
-/** The names of `T`'s members that stay on a remote object: methods and nested namespaces. */
+/**
+ * The names of `T`'s members that stay on a remote object: methods and nested namespaces.
+ *
+ * @typeParam T - the local type (`Player`, or one of its namespaces)
+ * @category Remote players
+ */
 type KuafuRemoteKeys<T> = {
   [K in keyof T]: K extends string
     ? T[K] extends (...args: never[]) => unknown
@@ -81,7 +96,12 @@ type KuafuRemoteKeys<T> = {
     : never;
 }[keyof T];
 
-/** A remote method: value-type arguments, and a Promise of the result. */
+/**
+ * A remote method: value-type arguments, and a Promise of the result.
+ *
+ * @typeParam F - the local method's type
+ * @category Remote players
+ */
 type KuafuRemoteMethod<F> = F extends (...args: infer A) => infer R
   ? (...args: { [I in keyof A]: KuafuValued<A[I]> }) => Promise<Awaited<R>>
   : never;
@@ -90,59 +110,158 @@ type KuafuRemoteMethod<F> = F extends (...args: infer A) => infer R
  * `T` as seen from another server (Comlink's `Remote<T>`): every method returns a Promise, nested
  * objects (`itemdb`) are remote namespaces, and plain data properties are not there — remote
  * property reads are not offered, call a getter method instead (`await player.getgold()`).
+ *
+ * @typeParam T - the local type: `Player` for `cproxyplayer.new`
+ * @example
+ * ```ts
+ * const player: Remote<Player> = cproxyplayer.new(pid);
+ * const gold = await player.getgold();        // a method
+ * await player.itemdb.getitemcount(105001);   // a method of a nested namespace
+ * // player.pid                               // a type error: no remote property reads
+ * ```
+ * @category Remote players
  */
 type Remote<T> = {
   readonly [K in KuafuRemoteKeys<T>]: T[K] extends (...args: never[]) => unknown ? KuafuRemoteMethod<T[K]> : Remote<T[K]>;
 };
 
-/** What `player.getinfo()` answers. */
+/**
+ * What `player.getinfo()` answers.
+ *
+ * @category Player
+ */
 interface PlayerInfo {
+  /** His player id. */
   pid: number;
+  /** His name. */
   name: string;
+  /** His level. */
   level: number;
+  /** His gold. */
   gold: number;
+  /** His home server. */
   home_srvname: string;
+  /** The server he is on when away from home; '' when he is at home. */
   go_srvname: string;
 }
 
-/** An item bag: items counted by type id. */
+/**
+ * An item bag: items counted by type id.
+ *
+ * @category Player
+ */
 interface PlayerItemDb {
-  /** Adds `count` items of type `typeId`; answers the new count of that type. */
+  /**
+   * Adds `count` items of type `typeId`; answers the new count of that type.
+   *
+   * @param typeId - the item's type id (a positive integer)
+   * @param count - how many to add (at least 1)
+   * @param extra - extra facts about the items, or null
+   * @param reason - why, for the log (a non-empty string)
+   * @example
+   * ```ts
+   * const count = await cproxyplayer.new(pid).itemdb.additembytype(105001, 10, null, "test:rpc");
+   * ```
+   */
   additembytype(typeId: number, count: number, extra: Record<string, unknown> | null, reason: string): number;
-  /** Removes `count` items of type `typeId` (refused when he has fewer); answers the new count. */
+  /**
+   * Removes `count` items of type `typeId` (refused when he has fewer); answers the new count.
+   *
+   * @param typeId - the item's type id
+   * @param count - how many to remove (at least 1)
+   * @param reason - why, for the log (a non-empty string)
+   */
   removeitembytype(typeId: number, count: number, reason: string): number;
-  /** How many items of type `typeId` he has. */
+  /**
+   * How many items of type `typeId` he has.
+   *
+   * @param typeId - the item's type id
+   */
   getitemcount(typeId: number): number;
 }
 
-/** A mail as a script sends it. */
+/**
+ * A mail as a script sends it.
+ *
+ * @category Player
+ */
 interface PlayerMailInput {
+  /** The mail's title (not empty). */
   title: string;
+  /** The mail's text. */
   body: string;
   /** Gold attached to the mail. */
   gold?: number;
   /** Items attached to the mail. */
-  items?: { type: number; count: number }[];
+  items?: {
+    /** The item's type id. */
+    type: number;
+    /** How many. */
+    count: number;
+  }[];
 }
 
-/** The player's mailbox. */
+/**
+ * The player's mailbox.
+ *
+ * @category Player
+ */
 interface PlayerMail {
-  /** Sends him a mail; answers its id. */
+  /**
+   * Sends him a mail; answers its id.
+   *
+   * @param mail - the mail, with gold and items attached if any
+   * @param reason - why, for the log (a non-empty string)
+   * @example
+   * ```ts
+   * const id = await cproxyplayer.new(pid).mail.send(
+   *   { title: "Reward", body: "Well played!", gold: 500, items: [{ type: 105001, count: 2 }] },
+   *   "mail_reward:arena-s3",
+   * );
+   * ```
+   */
   send(mail: PlayerMailInput, reason: string): number;
 }
 
 /**
  * The methods a player exports to other servers (the reference player's). A server that exports
  * more declares them by merging into this interface (`declare global { interface Player { … } }`).
+ *
+ * Scripts never hold a `Player` itself: `cproxyplayer.new(pid)` gives a `Remote<Player>`, on which
+ * each of these methods returns a Promise.
+ *
+ * @example
+ * ```ts
+ * // in a .d.ts file beside your scripts, when your server's players export more
+ * declare global {
+ *   interface Player { guild: { donate(amount: number, reason: string): number } }
+ * }
+ * export {};
+ * ```
+ * @category Player
  */
 interface Player {
-  /** Adds `amount` gold (a negative amount spends; refused below zero); answers the amount added. */
+  /**
+   * Adds `amount` gold (a negative amount spends; refused below zero); answers the amount added.
+   *
+   * @param amount - the gold to add (an integer; negative spends)
+   * @param reason - why, for the log (a non-empty string)
+   * @example
+   * ```ts
+   * const added = await cproxyplayer.new(pid).addgold(10, "test:rpc");   // 10
+   * ```
+   */
   addgold(amount: number, reason: string): number;
   /** His gold. */
   getgold(): number;
   /** His level. */
   getlevel(): number;
-  /** Sets his level; answers the new level. */
+  /**
+   * Sets his level; answers the new level.
+   *
+   * @param level - the new level (at least 1)
+   * @param reason - why, for the log (a non-empty string)
+   */
   setlevel(level: number, reason: string): number;
   /** His name, level, gold and where he is. */
   getinfo(): PlayerInfo;
@@ -152,25 +271,42 @@ interface Player {
   mail: PlayerMail;
 }
 
-/** What `playermgr.getkuafuplayer` answers: the player is online on another server than this one. */
+/**
+ * What `playermgr.getkuafuplayer` answers: the player is online on another server than this one.
+ *
+ * @category Player
+ */
 interface KuafuPlayerInfo {
+  /** His player id. */
   pid: number;
   /** His home server. */
   home_srvname: string;
   /** The server he is on now. */
   go_srvname: string;
+  /** Always true: an offline player gives null instead. */
   online: boolean;
 }
 
-/** A player's profile (name, level, home, current server…) as the datacenter keeps it. */
+/**
+ * A player's profile (name, level, home, current server…) as the datacenter keeps it.
+ *
+ * @category Player
+ */
 interface KuafuProfile {
+  /** His player id. */
   pid: number;
   /** Bumped by every change. */
   version: number;
+  /** The profile's fields by name (`name`, `level`, …). */
   fields: Record<string, string | number | boolean | null>;
 }
 
-/** The kinds of error a remote call can fail with (`error.kind`). */
+/**
+ * The kinds of error a remote call can fail with (`error.kind`). The designer guide says what to
+ * do about each.
+ *
+ * @category Errors
+ */
 type KuafuErrorKind =
   | 'PlayerOffline'
   | 'NotExported'
@@ -193,41 +329,131 @@ type KuafuErrorKind =
  * An error from a remote call, as a script catches it: `kind` says what happened, the message says
  * what to do.
  *
+ * @example
  * ```ts
  * try { await player.addgold(10, "reward"); }
  * catch (error) { if ((error as KuafuError).kind === 'PlayerOffline') log.info(pid, 'is offline'); else throw error; }
  * ```
+ * @category Errors
  */
 interface KuafuError extends Error {
+  /** What happened: one of the kinds the designer guide lists. */
   kind: KuafuErrorKind;
+  /** Facts about it: `pid`, `path`, `at` (the server he moved to)…, depending on the kind. */
   details: Readonly<Record<string, string | number | boolean | null>>;
 }
 
-/** Players: where they are, and their profiles. */
+/**
+ * Players: where they are, and their profiles. Scripts reach it as the global `playermgr`.
+ *
+ * @hidden
+ */
 interface KuafuPlayerManager {
-  /** The player's cross-server info when he is online on another server than this one, else null. */
+  /**
+   * The player's cross-server info when he is online on another server than this one, else null.
+   *
+   * @param pid - the player id
+   * @example
+   * ```ts
+   * const away = await playermgr.getkuafuplayer(pid);
+   * if (away) log.info(`${pid} is on ${away.go_srvname}, home ${away.home_srvname}`);
+   * ```
+   */
   getkuafuplayer(pid: number): Promise<KuafuPlayerInfo | null>;
-  /** The player's profile, or null when there is no such player. */
+  /**
+   * The player's profile, or null when there is no such player.
+   *
+   * @param pid - the player id
+   * @example
+   * ```ts
+   * const profile = await playermgr.getprofile(pid);
+   * log.info(profile?.fields.name ?? `no player ${pid}`);
+   * ```
+   */
   getprofile(pid: number): Promise<KuafuProfile | null>;
 }
 
-/** Remote players. */
+/**
+ * Remote players. Scripts reach it as the global `cproxyplayer`.
+ *
+ * @hidden
+ */
 interface KuafuProxyPlayers {
   /**
    * The player `pid` wherever he is: each method call runs on the server that holds him (at most
    * once, following him if he moves) and fails with kind `PlayerOffline` when he is offline.
+   *
+   * @param pid - the player id
+   * @example
+   * ```ts
+   * export async function main(pid: number) {
+   *   if (!(await playermgr.getkuafuplayer(pid))) return;   // online, on another server?
+   *   const player = cproxyplayer.new(pid);
+   *   await player.itemdb.additembytype(105001, 10, null, "test:rpc");
+   *   const addgold = await player.addgold(10, "test:rpc");
+   *   log.info(addgold);                                     // 10
+   *   return addgold;
+   * }
+   * ```
    */
   'new'(pid: number): Remote<Player>;
 }
 
-/** The script's log: lines go to the server's log, prefixed with the bundle's name. */
+/**
+ * The script's log: lines go to the server's log, prefixed with the bundle's name. Scripts reach it
+ * as the global `log`.
+ *
+ * @hidden
+ */
 interface KuafuLog {
+  /**
+   * A debug line (shown when the server runs with `KUAFU_LOG_LEVEL=debug`).
+   *
+   * @param values - what to log: strings as they are, other values formatted
+   */
   debug(...values: unknown[]): void;
+  /**
+   * An info line.
+   *
+   * @param values - what to log: strings as they are, other values formatted
+   * @example
+   * ```ts
+   * log.info("mailed", sent.length, "winners", { offline });
+   * ```
+   */
   info(...values: unknown[]): void;
+  /**
+   * A warning line.
+   *
+   * @param values - what to log: strings as they are, other values formatted
+   */
   warn(...values: unknown[]): void;
+  /**
+   * An error line.
+   *
+   * @param values - what to log: strings as they are, other values formatted
+   */
   error(...values: unknown[]): void;
 }
 
+/**
+ * Players: where they are, and their profiles.
+ *
+ * @namespace
+ * @category Globals
+ */
 declare const playermgr: KuafuPlayerManager;
+/**
+ * Remote players: `cproxyplayer.new(pid)` reaches a player on whatever server holds him.
+ *
+ * @namespace
+ * @category Globals
+ */
 declare const cproxyplayer: KuafuProxyPlayers;
+/**
+ * The script's log: lines go to the server's log, prefixed with the bundle's name.
+ *
+ * @namespace
+ * @category Globals
+ */
 declare const log: KuafuLog;
