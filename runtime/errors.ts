@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   NotFound: -32016,
   Config: -32017,
   Script: -32018,
+  InvalidArgument: -32019,
   WrongServer: -32030,
   AlreadyExists: -32031,
   BadCredentials: -32032,
@@ -125,6 +126,10 @@ export class NotFoundError extends KuafuError {
 export class ConfigError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('Config', message, details); }
 }
+/** A player (or service) method refused its arguments: spending more than there is, a missing reason… */
+export class InvalidArgumentError extends KuafuError {
+  constructor(message: string, details: ErrorDetails = {}) { super('InvalidArgument', message, details); }
+}
 /** A designer script failed (it threw, or broke a limit): the message names the script's own file and line. */
 export class ScriptFailedError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('Script', message, details); }
@@ -172,6 +177,7 @@ const CLASSES: Record<ErrorKind, ErrorClass> = {
   NotFound: NotFoundError,
   Config: ConfigError,
   Script: ScriptFailedError,
+  InvalidArgument: InvalidArgumentError,
   WrongServer: WrongServerError,
   AlreadyExists: AlreadyExistsError,
   BadCredentials: BadCredentialsError,

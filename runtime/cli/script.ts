@@ -6,8 +6,10 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { ConfigError, InvalidParamsError } from '../errors.js';
-import { bundleScript } from '../sandbox/index.js';
+import { ConfigError, InvalidParamsError, ScriptFailedError } from '../errors.js';
+import { BundleError, bundleScript } from '../sandbox/index.js';
+import { checkValue } from '../rpc/values.js';
+import { inspect } from 'node:util';
 import { callServer, knownServers } from './cluster-client.js';
 import { configFor } from './load.js';
 import type { CommandOptions } from './main.js';
@@ -31,7 +33,10 @@ export async function runScript(options: CommandOptions, positionals: string[]):
   const name = basename(file, extname(file));
   let bundle: { code: string; map?: string; file?: string };
   if (extname(file) === '.ts') {
-    const made = await bundleScript(file);
+    const made = await bundleScript(file).catch((error: unknown) => {
+      if (error instanceof BundleError) throw new ScriptFailedError(error.message, { file });
+      throw error;
+    });
     bundle = { code: made.code, map: typeof made.map === 'string' || made.map === undefined ? made.map : JSON.stringify(made.map), file: made.file };
   } else {
     const map = existsSync(`${file}.map`) ? await readFile(`${file}.map`, 'utf8') : undefined;
@@ -42,6 +47,7 @@ export async function runScript(options: CommandOptions, positionals: string[]):
   if (!server || !server.url) throw new ConfigError(`${options.on} is not a server of ${config.source} that can be reached; 'kuafu status' lists them.`);
   await callServer(config, server, 'script.load', { name, code: bundle.code, map: bundle.map, file: bundle.file }, 30_000);
   const result = await callServer(config, server, 'script.run', { bundle: name, fn: options.fn ?? 'main', args }, 30_000);
-  console.log(result === undefined ? '(no result)' : JSON.stringify(result, (_key, value) => (typeof value === 'bigint' ? `${value}n` : value), 2));
+  // Plain JSON prints as JSON; a result with Maps, Sets, Dates or bigints prints as Node shows them.
+  console.log(result === undefined ? '(no result)' : checkValue(result, 'the result') ? inspect(result, { depth: null, colors: false }) : JSON.stringify(result, null, 2));
   return 0;
 }

@@ -12,7 +12,7 @@ import { gameRole } from '../roles/game.js';
 import { guildRole } from '../roles/guild.js';
 import { rankRole } from '../roles/rank.js';
 import type { RoleRuntime } from '../roles/role.js';
-import type { GameServer } from '../game/game-server.js';
+import type { GameServer, GameServerOptions } from '../game/game-server.js';
 import { PlayerCaller } from '../game/player-calls.js';
 import { PeerClient, type CallOptions } from '../rpc/peer-client.js';
 import { RpcServer, type MethodTable } from '../rpc/rpc-server.js';
@@ -36,6 +36,8 @@ export interface ServerNodeOptions {
   server: ServerConfig;
   store: Store;
   log?: Logger;
+  /** How a host extends its game servers: its own player model and RPC surface, player data… */
+  game?: GameServerOptions;
 }
 
 /** What `cluster.info` answers. */
@@ -97,6 +99,11 @@ export class ServerNode {
   /** The cluster config this server belongs to. */
   get cluster(): ClusterConfig {
     return this.options.cluster;
+  }
+
+  /** The host's options for its game servers. */
+  get gameOptions(): GameServerOptions {
+    return this.options.game ?? {};
   }
 
   /** The cluster secret. */

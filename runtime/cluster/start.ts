@@ -4,6 +4,7 @@ import { RedisStore } from '../store/redis-store.js';
 import type { Store } from '../store/store.js';
 import { serverNamed, type ClusterConfig } from './config.js';
 import { ServerNode } from './server-node.js';
+import type { GameServerOptions } from '../game/game-server.js';
 
 /** Opens the store the config names (connected). */
 export async function openStore(config: ClusterConfig): Promise<Store> {
@@ -20,7 +21,13 @@ export interface RunningServers {
 }
 
 /** Starts the named servers of `config` (all of them by default) on one store, in this process. */
-export async function startServers(config: ClusterConfig, names?: string[]): Promise<RunningServers> {
+/** What a host embedding kuafu can give its servers. */
+export interface StartOptions {
+  /** Game servers' options: the host's player model and RPC surface, what the home passes along… */
+  game?: GameServerOptions;
+}
+
+export async function startServers(config: ClusterConfig, names?: string[], options: StartOptions = {}): Promise<RunningServers> {
   const chosen = names ? names.map((name) => serverNamed(config, name)) : config.servers;
   const store = await openStore(config);
   const nodes: ServerNode[] = [];
@@ -30,7 +37,7 @@ export async function startServers(config: ClusterConfig, names?: string[]): Pro
   };
   try {
     for (const server of chosen) {
-      const node = new ServerNode({ cluster: config, server, store });
+      const node = new ServerNode({ cluster: config, server, store, game: options.game });
       await node.start();
       nodes.push(node);
     }

@@ -6,7 +6,8 @@
  * A player is writable only on the server that owns him; a copy loaded for reading
  * (`loadOffline`) throws ReadOnlyPlayerError on every write, and nothing of it is ever saved.
  */
-import { InvalidParamsError, ReadOnlyPlayerError } from '../errors.js';
+import { InvalidArgumentError, ReadOnlyPlayerError } from '../errors.js';
+import { shown } from '../rpc/params.js';
 import { decodeValue, encodeValue } from '../rpc/values.js';
 import { REMEMBERED_CALLS } from '../store/store.js';
 
@@ -38,14 +39,14 @@ export interface PlayerDocument {
 
 function integer(name: string, value: unknown, min = -Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidParamsError(`${name} must be an integer${min > -Number.MAX_SAFE_INTEGER ? ` of at least ${min}` : ''}, not ${JSON.stringify(value)}`);
+    throw new InvalidArgumentError(`${name} must be an integer${min > -Number.MAX_SAFE_INTEGER ? ` of at least ${min}` : ''}, not ${shown(value)}`);
   }
   return value;
 }
 
 function reasonOf(value: unknown): string {
   if (typeof value !== 'string' || value === '') {
-    throw new InvalidParamsError(`reason must be a non-empty string saying why (it goes to the log), not ${JSON.stringify(value)}`);
+    throw new InvalidArgumentError(`reason must be a non-empty string saying why (it goes to the log), not ${shown(value)}`);
   }
   return value;
 }
@@ -95,7 +96,7 @@ export class Player {
     reasonOf(reason);
     const doc = this.change();
     if (doc.gold + amount < 0) {
-      throw new InvalidParamsError(`player ${this.pid} has ${doc.gold} gold and cannot spend ${-amount}`);
+      throw new InvalidArgumentError(`player ${this.pid} has ${doc.gold} gold and cannot spend ${-amount}`);
     }
     doc.gold += amount;
     return amount;
@@ -196,7 +197,7 @@ export class ItemDb {
     integer('typeId', typeId, 1);
     integer('count', count, 1);
     if (extra !== null && extra !== undefined && (typeof extra !== 'object' || Array.isArray(extra))) {
-      throw new InvalidParamsError('extra must be an object or null');
+      throw new InvalidArgumentError('extra must be an object or null');
     }
     reasonOf(reason);
     const items = this.player.change().items;
@@ -211,7 +212,7 @@ export class ItemDb {
     integer('count', count, 1);
     reasonOf(reason);
     const have = this.player.document.items[typeId] ?? 0;
-    if (have < count) throw new InvalidParamsError(`player ${this.player.pid} has ${have} of item ${typeId}, fewer than ${count}`);
+    if (have < count) throw new InvalidArgumentError(`player ${this.player.pid} has ${have} of item ${typeId}, fewer than ${count}`);
     const items = this.player.change().items;
     if (have === count) delete items[typeId];
     else items[typeId] = have - count;
@@ -231,9 +232,9 @@ export class Mailbox {
 
   /** Puts a mail in the mailbox; returns its id. */
   send(mail: { title: string; body: string; gold?: number; items?: { type: number; count: number }[] }, reason: string): number {
-    if (mail === null || typeof mail !== 'object') throw new InvalidParamsError('mail must be an object {title, body, gold?, items?}');
-    if (typeof mail.title !== 'string' || mail.title === '') throw new InvalidParamsError('mail.title must be a non-empty string');
-    if (typeof mail.body !== 'string') throw new InvalidParamsError('mail.body must be a string');
+    if (mail === null || typeof mail !== 'object') throw new InvalidArgumentError('mail must be an object {title, body, gold?, items?}');
+    if (typeof mail.title !== 'string' || mail.title === '') throw new InvalidArgumentError('mail.title must be a non-empty string');
+    if (typeof mail.body !== 'string') throw new InvalidArgumentError('mail.body must be a string');
     const gold = mail.gold === undefined ? 0 : integer('mail.gold', mail.gold, 0);
     const items = (mail.items ?? []).map((item, i) => ({
       type: integer(`mail.items[${i}].type`, item?.type, 1),

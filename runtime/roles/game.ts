@@ -5,7 +5,7 @@ import { GameServer } from '../game/game-server.js';
 import type { RoleRuntime } from './role.js';
 
 export function gameRole(node: ServerNode, server: ServerConfig): RoleRuntime & { game: GameServer } {
-  const game = new GameServer(node, server.gatewayPort ?? 0, server.host, { scriptsDir: node.cluster.scriptsDir });
+  const game = new GameServer(node, server.gatewayPort ?? 0, server.host, { scriptsDir: node.cluster.scriptsDir, ...node.gameOptions });
   return {
     game,
     methods: game.methods(),
