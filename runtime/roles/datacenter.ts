@@ -6,16 +6,12 @@
  * every transfer by themselves (runtime/services/route-follower.ts).
  */
 import type { ServerNode } from '../cluster/server-node.js';
-import { InvalidParamsError } from '../errors.js';
 import { objectArg, pidField } from '../rpc/params.js';
 import type { MethodTable } from '../rpc/rpc-server.js';
-import { pidsField, profileFieldsArg } from '../services/checks.js';
+import { checkNotFollowed, pidsField, profileFieldsArg } from '../services/checks.js';
 import { servicesOf, stopServicesOf } from '../services/index.js';
 import { ProfileRouteFollower } from '../services/route-follower.js';
 import type { RoleRuntime } from './role.js';
-
-/** Fields a profile update may not set: they follow the player's route (PROFILE_ROUTE_FIELDS but `home`, fixed for life). */
-const FOLLOWED_FIELDS = ['server', 'online'];
 
 export function datacenterRole(node: ServerNode): RoleRuntime {
   const follower = new ProfileRouteFollower(node);
@@ -47,10 +43,7 @@ export function datacenterMethods(node: ServerNode, follower: ProfileRouteFollow
       const args = objectArg(arg, 'profile.update');
       const pid = pidField(args, 'profile.update');
       const fields = profileFieldsArg(args, 'profile.update');
-      const followed = FOLLOWED_FIELDS.filter((name) => name in fields);
-      if (followed.length > 0) {
-        throw new InvalidParamsError(`profile.update cannot set ${followed.join(' or ')}: they follow the player's route by themselves`);
-      }
+      checkNotFollowed(fields, 'profile.update');
       return node.store.updateProfile(pid, fields);
     },
     /** Copies the player's route into his profile's route fields now `{pid}`; returns the profile (null: no route). */

@@ -107,3 +107,14 @@ export function profileFieldsArg(arg: Record<string, unknown>, method: string): 
   }
   return fields as Record<string, ProfileValue>;
 }
+
+/** Profile fields an update may not set: they follow the player's route by themselves (`home` is fixed for life and may be set). */
+export const FOLLOWED_PROFILE_FIELDS = ['server', 'online'];
+
+/** Refuses an update that sets a field following the player's route. */
+export function checkNotFollowed(fields: Record<string, unknown>, method: string): void {
+  const followed = FOLLOWED_PROFILE_FIELDS.filter((name) => name in fields);
+  if (followed.length > 0) {
+    throw new InvalidParamsError(`${method} cannot set ${followed.join(' or ')}: they follow the player's route by themselves`);
+  }
+}

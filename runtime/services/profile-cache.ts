@@ -23,6 +23,7 @@ import { Listeners } from '../util/listeners.js';
 import {
   ownerOf, type Profile, type ProfileChange, type ProfileValue, type Route, type Unsubscribe,
 } from '../store/store.js';
+import { checkNotFollowed, profileFieldsArg } from './checks.js';
 import { datacenterFor, hasRole } from './placement.js';
 
 /** What a follower is told. */
@@ -152,6 +153,9 @@ export class ProfileCache {
     const datacenter = datacenterFor(this.node.cluster, pid);
     let profile: Profile;
     if (datacenter === this.node.name) {
+      // The same checks the datacenter's method makes.
+      profileFieldsArg({ fields }, 'profile.update');
+      checkNotFollowed(fields, 'profile.update');
       profile = await this.node.store.updateProfile(pid, fields);
     } else {
       // Setting the same fields twice is harmless, so a call whose answer was lost may be sent again.

@@ -10,6 +10,10 @@ import type { ServerNode } from '../cluster/server-node.js';
 import type { Profile, Unsubscribe } from '../store/store.js';
 import { datacenterFor } from './placement.js';
 
+/** How many times, and how far apart (growing), a missing document is looked for again. */
+const FILL_TRIES = 8;
+const FILL_RETRY_MS = 100;
+
 export class ProfileRouteFollower {
   private readonly unsubscribes: Unsubscribe[] = [];
   /** Players with a copy under way, and those that changed again meanwhile. */
@@ -17,6 +21,9 @@ export class ProfileRouteFollower {
   private readonly again = new Set<number>();
   /** Players whose name was looked for in their document already. */
   private readonly filled = new Set<number>();
+  /** Players whose document was not there yet, and how many times it was looked for. */
+  private readonly lookedFor = new Map<number, number>();
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly node: ServerNode) {}
 
@@ -28,6 +35,8 @@ export class ProfileRouteFollower {
 
   stop(): void {
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
   }
 
   /** Copies the player's route into his profile now; answers the profile (null: he has no route). */
@@ -58,7 +67,22 @@ export class ProfileRouteFollower {
 
   private async fillFromDocument(pid: number): Promise<Profile | null> {
     const stored = await this.node.store.loadDocument(pid);
-    if (!stored) return null; // a new player's document is saved a moment after his first claim: the next route change looks again
+    if (!stored) {
+      // A new player's document is saved a moment after his first claim: look again shortly (a few times).
+      const tries = (this.lookedFor.get(pid) ?? 0) + 1;
+      if (this.lookedFor.size > 100_000) this.lookedFor.clear();
+      this.lookedFor.set(pid, tries);
+      if (tries <= FILL_TRIES) {
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          void this.follow(pid);
+        }, FILL_RETRY_MS * tries);
+        timer.unref();
+        this.timers.add(timer);
+      }
+      return null;
+    }
+    this.lookedFor.delete(pid);
     this.filled.add(pid);
     if (this.filled.size > 100_000) this.filled.clear();
     const doc = stored?.data as { name?: unknown; level?: unknown } | undefined;
