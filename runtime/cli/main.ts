@@ -35,7 +35,8 @@ Usage:
                                               the error at the script's own file and line
   kuafu help                                  this text
 
---config defaults to the shipped cluster.json (HS, GS1, GS2 and a datacenter on 127.0.0.1).
+--config defaults to the shipped cluster.json on 127.0.0.1: game servers HS, GS1 and GS2 (each with
+its battle server), a datacenter (DC), and the GUILD, RANK and ACCOUNT function servers.
 KUAFU_SECRET overrides the config's secret; KUAFU_LOG_LEVEL=debug|info|warn|error sets the log level.`;
 
 export interface CommandOptions {

@@ -14,6 +14,7 @@ import { rankRole } from '../roles/rank.js';
 import type { RoleRuntime } from '../roles/role.js';
 import type { GameServer, GameServerOptions } from '../game/game-server.js';
 import { PlayerCaller } from '../game/player-calls.js';
+import { servicesOf, stopServicesOf, type Services } from '../services/index.js';
 import { PeerClient, type CallOptions } from '../rpc/peer-client.js';
 import { RpcServer, type MethodTable } from '../rpc/rpc-server.js';
 import type { Store } from '../store/store.js';
@@ -101,6 +102,11 @@ export class ServerNode {
     return this.options.cluster;
   }
 
+  /** The function services as this server reaches them: profiles (cached), guilds, ranks, accounts, battles. */
+  get services(): Services {
+    return servicesOf(this);
+  }
+
   /** The host's options for its game servers. */
   get gameOptions(): GameServerOptions {
     return this.options.game ?? {};
@@ -131,6 +137,7 @@ export class ServerNode {
   async start(): Promise<void> {
     await this.rpc.listen();
     this.routes.start();
+    servicesOf(this); // the profile cache follows the store from the start
     for (const runtime of this.runtimes) await runtime.start?.();
     await this.announce();
     this.heartbeat = setInterval(() => void this.announce(), this.options.cluster.heartbeatMs);
@@ -143,6 +150,7 @@ export class ServerNode {
     this.heartbeat = null;
     await this.store.withdrawServer(this.name).catch(() => { /* it expires by itself */ });
     for (const runtime of this.runtimes) await runtime.stop?.();
+    stopServicesOf(this);
     this.routes.stop();
     for (const peer of this.peers.values()) peer.close();
     this.peers.clear();

@@ -61,6 +61,8 @@ export class GameServer {
   /** Designer scripts on this server. */
   readonly scripts: Scripting;
   private readonly ledger = new TokenLedger();
+  /** The level each player's profile was last given from here. */
+  private readonly levels = new Map<number, number>();
   private readonly expectations = new Map<string, Expectation>();
   private readonly missedBeats = new Map<number, number>();
   private heartbeat: NodeJS.Timeout | null = null;
@@ -75,6 +77,14 @@ export class GameServer {
     this.host = new PlayerHost(node, options.model ?? REFERENCE_PLAYER_MODEL);
     this.tokenTtlMs = options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS;
     this.scripts = new Scripting(node);
+    // The profile mirrors the player's level: a level-up is pushed to every server that shows him.
+    this.host.afterSave = (loaded) => {
+      const level = loaded.player.getlevel();
+      if (this.levels.get(loaded.pid) === level) return;
+      this.levels.set(loaded.pid, level);
+      node.services.profiles.update(loaded.pid, { level }).catch((error: Error) =>
+        node.log.warn(`could not update the profile of player ${loaded.pid}: ${error.message}`));
+    };
     this.scriptsDir = options.scriptsDir ?? '';
     this.playerData = options.playerData ?? ((player) => ({ name: player.getinfo().name, home_level: player.getlevel() }));
     this.gateway = new Gateway({ host, port: gatewayPort, log: node.log }, {
@@ -199,9 +209,16 @@ export class GameServer {
       this.attach(session, loaded);
       return;
     }
-    // Claiming him home also clears the home's mark.
-    const { route: claimed, document } = await this.node.store.claimAndLoad(pid, { expectEpoch: route.epoch, at: '', online: true });
-    loaded = await this.host.load(pid, claimed.epoch, { home_srvname: this.name, go_srvname: '', player_data: {} }, document);
+    // Claiming him home also clears the home's mark. Calls landing meanwhile wait a moment.
+    this.host.arriving.add(pid);
+    let claimed: Route;
+    try {
+      let document: StoredDocument | null;
+      ({ route: claimed, document } = await this.node.store.claimAndLoad(pid, { expectEpoch: route.epoch, at: '', online: true }));
+      loaded = await this.host.load(pid, claimed.epoch, { home_srvname: this.name, go_srvname: '', player_data: {} }, document);
+    } finally {
+      this.host.arriving.delete(pid);
+    }
     this.unlist(pid);
     this.attach(session, loaded);
   }
@@ -267,6 +284,7 @@ export class GameServer {
       ]);
       const session = loaded.session;
       this.host.players.delete(pid);
+      this.levels.delete(pid);
       this.host.departed(pid, to, loaded.epoch, claimsExpiry(token));
       session?.send({ type: 'connect_to', token, go_srvname: to, home_srvname: home, addr: gateway });
       if (session) {
@@ -372,6 +390,7 @@ export class GameServer {
     loaded.session = null;
     if (loaded.state === 'leaving') return; // a transfer is taking him away
     this.host.players.delete(pid);
+    this.levels.delete(pid);
     try {
       await this.host.save(loaded);
       await this.node.store.setOnline(pid, loaded.epoch, false);

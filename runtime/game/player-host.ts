@@ -202,9 +202,13 @@ export class PlayerHost {
     if (loaded.player.dirty || this.model.surface[key] === 'write') {
       loaded.player.rememberCall(callId, result);
       await this.save(loaded);
+      this.afterSave?.(loaded);
     }
     return result;
   }
+
+  /** Called after a remote call that changed a player was saved (the game server keeps his profile in step). */
+  afterSave: ((loaded: LoadedPlayer) => void) | null = null;
 
   /** The player is not held here: say where he is, or that he is offline. */
   private async notHere(pid: number): Promise<never> {

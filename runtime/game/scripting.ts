@@ -31,7 +31,7 @@ export class ClusterScriptServices implements ScriptServices {
   }
 
   getProfile(pid: number): Promise<Profile | null> {
-    return this.node.store.getProfile(pid);
+    return this.node.services.profiles.get(pid);
   }
 
   log(level: 'debug' | 'info' | 'warn' | 'error', bundle: string, message: string): void {
