@@ -12,13 +12,13 @@
  * (guarded by a lock file so parallel test processes don't install twice), as the redis harness
  * does for redis-server. Otherwise an Error tells the user what to run.
  */
-import { spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, extname, join, normalize, resolve, sep } from 'node:path';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+import { ensureDebianProgram, isExecutable, which, type DebianProgram } from './debian-package.js';
 import { chromium, type BrowserContext } from 'playwright-core';
 
 const INSTALL_HINT = 'chromium is not installed. Install it with: sudo apt-get update && sudo apt-get install -y chromium';
@@ -46,131 +46,17 @@ export const CHROMIUM_ARGS = [
 // Locating / installing the binary
 // ---------------------------------------------------------------------------
 
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, fsConstants.X_OK);
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function which(name: string, extra: string[] = []): string | undefined {
-  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean).concat(extra);
-  for (const d of dirs) {
-    const p = join(d, name);
-    if (isExecutable(p)) return p;
-  }
-  return undefined;
-}
-
-function findChromium(): string | undefined {
-  return CANDIDATES.find(isExecutable) ?? which('chromium') ?? which('chromium-browser');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Acquire an exclusive lock file; returns a release function. */
-async function acquireLock(path: string): Promise<() => void> {
-  let announced = false;
-  for (;;) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => {
-        try {
-          unlinkSync(path);
-        } catch {
-          // already gone
-        }
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    // Someone else holds it. Break it if its owner is dead or it is ancient.
-    try {
-      const owner = Number(readFileSync(path, 'utf8').trim());
-      const age = Date.now() - statSync(path).mtimeMs;
-      if ((Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) || age > INSTALL_LOCK_STALE_MS) {
-        unlinkSync(path);
-        continue;
-      }
-    } catch {
-      // lock vanished or is being written; just retry
-    }
-    if (!announced) {
-      process.stderr.write(`[browser harness] waiting for another process installing chromium (${path})\n`);
-      announced = true;
-    }
-    await sleep(250);
-  }
-}
-
-function run(cmd: string, args: string[]): number | null {
-  process.stderr.write(`[browser harness] $ ${cmd} ${args.join(' ')}\n`);
-  // Output goes to our stderr so it can never be mistaken for test output.
-  const r = spawnSync(cmd, args, {
-    stdio: ['ignore', 2, 2],
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  if (r.error) process.stderr.write(`[browser harness] ${cmd} failed to run: ${r.error.message}\n`);
-  return r.status;
-}
-
-let binaryPromise: Promise<string> | undefined;
+const CHROMIUM: DebianProgram = {
+  label: 'browser',
+  packageName: 'chromium',
+  find: () => CANDIDATES.find(isExecutable) ?? which('chromium') ?? which('chromium-browser'),
+  hint: INSTALL_HINT,
+  lockStaleMs: INSTALL_LOCK_STALE_MS,
+};
 
 /** Path to Debian's chromium, installing it with apt-get when possible. */
 export function ensureChromiumBinary(): Promise<string> {
-  binaryPromise ??= locateOrInstall().catch((err: unknown) => {
-    binaryPromise = undefined; // allow a later retry
-    throw err;
-  });
-  return binaryPromise;
-}
-
-async function locateOrInstall(): Promise<string> {
-  const found = findChromium();
-  if (found) return found;
-
-  const apt = which('apt-get', ['/usr/bin', '/bin']);
-  if (process.getuid?.() !== 0 || !apt) throw new Error(INSTALL_HINT);
-
-  const release = await acquireLock(join(tmpdir(), 'kuafu-chromium-install.lock'));
-  try {
-    // Another process may have installed it while we waited for the lock.
-    const again = findChromium();
-    if (again) return again;
-
-    process.stderr.write('[browser harness] chromium not found; installing it with apt-get (running as root)\n');
-    const up = run(apt, ['update']);
-    if (up !== 0) process.stderr.write(`[browser harness] apt-get update exited with ${up}; trying the install anyway\n`);
-    const inst = run(apt, ['install', '-y', 'chromium']);
-
-    // What matters is whether the binary is there now.
-    const installed = findChromium();
-    if (installed) {
-      if (inst !== 0) {
-        process.stderr.write(`[browser harness] apt-get install exited with ${inst}, but ${installed} exists; continuing\n`);
-      }
-      process.stderr.write(`[browser harness] using ${installed}\n`);
-      return installed;
-    }
-    throw new Error(`${INSTALL_HINT} (automatic install with apt-get failed, exit code ${inst})`);
-  } finally {
-    release();
-  }
+  return ensureDebianProgram(CHROMIUM);
 }
 
 // ---------------------------------------------------------------------------

@@ -10,24 +10,12 @@
  * installed with apt-get (guarded by a lock file so parallel test processes
  * don't install twice). Otherwise an Error tells the user what to run.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  accessSync,
-  closeSync,
-  constants as fsConstants,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { ensureDebianProgram, which, type DebianProgram } from './debian-package.js';
 
 export interface RedisHandle {
   /** redis://127.0.0.1:PORT */
@@ -60,134 +48,21 @@ const INSTALL_LOCK_STALE_MS = 15 * 60_000;
 // Locating / installing the binary
 // ---------------------------------------------------------------------------
 
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, fsConstants.X_OK);
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
+const REDIS_SERVER: DebianProgram = {
+  label: 'redis',
+  packageName: 'redis-server',
+  find: () => which('redis-server', ['/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin']),
+  hint: INSTALL_HINT,
+  lockStaleMs: INSTALL_LOCK_STALE_MS,
+};
 
-function which(name: string, extra: string[] = []): string | undefined {
-  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean).concat(extra);
-  for (const d of dirs) {
-    const p = join(d, name);
-    if (isExecutable(p)) return p;
-  }
-  return undefined;
-}
-
-function findRedisServer(): string | undefined {
-  return which('redis-server', ['/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin']);
+/** Path to redis-server, installing it with apt-get when possible. */
+export function ensureRedisServerBinary(): Promise<string> {
+  return ensureDebianProgram(REDIS_SERVER);
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Acquire an exclusive lock file; returns a release function. */
-async function acquireLock(path: string): Promise<() => void> {
-  let announced = false;
-  for (;;) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => {
-        try {
-          unlinkSync(path);
-        } catch {
-          // already gone
-        }
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    // Someone else holds it. Break it if its owner is dead or it is ancient.
-    try {
-      const owner = Number(readFileSync(path, 'utf8').trim());
-      const age = Date.now() - statSync(path).mtimeMs;
-      if ((Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) || age > INSTALL_LOCK_STALE_MS) {
-        unlinkSync(path);
-        continue;
-      }
-    } catch {
-      // lock vanished or is being written; just retry
-    }
-    if (!announced) {
-      process.stderr.write(`[redis harness] waiting for another process installing redis-server (${path})\n`);
-      announced = true;
-    }
-    await sleep(250);
-  }
-}
-
-function run(cmd: string, args: string[]): number | null {
-  process.stderr.write(`[redis harness] $ ${cmd} ${args.join(' ')}\n`);
-  // Output goes to our stderr so it can never be mistaken for test output.
-  const r = spawnSync(cmd, args, {
-    stdio: ['ignore', 2, 2],
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  if (r.error) process.stderr.write(`[redis harness] ${cmd} failed to run: ${r.error.message}\n`);
-  return r.status;
-}
-
-let binaryPromise: Promise<string> | undefined;
-
-/** Path to redis-server, installing it with apt-get when possible. */
-export function ensureRedisServerBinary(): Promise<string> {
-  binaryPromise ??= locateOrInstall().catch((err: unknown) => {
-    binaryPromise = undefined; // allow a later retry
-    throw err;
-  });
-  return binaryPromise;
-}
-
-async function locateOrInstall(): Promise<string> {
-  const found = findRedisServer();
-  if (found) return found;
-
-  const apt = which('apt-get', ['/usr/bin', '/bin']);
-  if (process.getuid?.() !== 0 || !apt) throw new Error(INSTALL_HINT);
-
-  const release = await acquireLock(join(tmpdir(), 'kuafu-redis-server-install.lock'));
-  try {
-    // Another process may have installed it while we waited for the lock.
-    const again = findRedisServer();
-    if (again) return again;
-
-    process.stderr.write('[redis harness] redis-server not found; installing it with apt-get (running as root)\n');
-    const up = run(apt, ['update']);
-    if (up !== 0) process.stderr.write(`[redis harness] apt-get update exited with ${up}; trying the install anyway\n`);
-    const inst = run(apt, ['install', '-y', 'redis-server']);
-
-    // The package's postinst may fail trying to start a service (no systemd
-    // here); what matters is whether the binary is there now.
-    const installed = findRedisServer();
-    if (installed) {
-      if (inst !== 0) {
-        process.stderr.write(
-          `[redis harness] apt-get install exited with ${inst}, but ${installed} exists; continuing\n`,
-        );
-      }
-      process.stderr.write(`[redis harness] using ${installed}\n`);
-      return installed;
-    }
-    throw new Error(`${INSTALL_HINT} (automatic install with apt-get failed, exit code ${inst})`);
-  } finally {
-    release();
-  }
 }
 
 // ---------------------------------------------------------------------------
