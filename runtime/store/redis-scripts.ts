@@ -5,6 +5,24 @@
  * Route publications are "pid epoch online home at" (server names have no spaces).
  */
 
+/**
+ * The fence every route change starts with: read the route (KEYS[1]); no route: 'missing'; an epoch
+ * other than ARGV[1]: 'stale' with the route as it is. Leaves the route in `r`.
+ */
+const FENCE = `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
+     if not r[1] then return {'missing'} end
+     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end`;
+
+/**
+ * A claim after the fence (ARGV: expectEpoch, at, online, pid, channel): epoch + 1, the new owner;
+ * a claim back home (at '') clears the home's mark; the change is published. Leaves the new epoch in `epoch`.
+ */
+const CLAIM = `${FENCE}
+     local epoch = tostring(tonumber(r[3]) + 1)
+     redis.call('HSET', KEYS[1], 'at', ARGV[2], 'epoch', epoch, 'online', ARGV[3])
+     if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'go', '', 'goEpoch', '0') end
+     redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. r[1] .. ' ' .. ARGV[2])`;
+
 /** [command name, Lua source, number of keys]. */
 export const LUA: [string, string, number][] = [
   [
@@ -20,13 +38,7 @@ export const LUA: [string, string, number][] = [
   [
     'kfClaimRoute',
     // KEYS: route. ARGV: expectEpoch, at, online, pid, channel. A claim back home clears the mark.
-    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
-     if not r[1] then return {'missing'} end
-     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
-     local epoch = tostring(tonumber(r[3]) + 1)
-     redis.call('HSET', KEYS[1], 'at', ARGV[2], 'epoch', epoch, 'online', ARGV[3])
-     if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'go', '', 'goEpoch', '0') end
-     redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. r[1] .. ' ' .. ARGV[2])
+    `${CLAIM}
      return {'ok', r[1], ARGV[2], epoch, ARGV[3]}`,
     1,
   ],
@@ -34,13 +46,7 @@ export const LUA: [string, string, number][] = [
     'kfClaimAndLoad',
     // KEYS: route, doc, calls. ARGV as kfClaimRoute. Also returns the document hash (data, epoch,
     // c:<id> call results) and the remembered call ids, newest first.
-    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
-     if not r[1] then return {'missing'} end
-     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
-     local epoch = tostring(tonumber(r[3]) + 1)
-     redis.call('HSET', KEYS[1], 'at', ARGV[2], 'epoch', epoch, 'online', ARGV[3])
-     if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'go', '', 'goEpoch', '0') end
-     redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. r[1] .. ' ' .. ARGV[2])
+    `${CLAIM}
      local d = redis.call('HGETALL', KEYS[2])
      local reply = {'ok', r[1], ARGV[2], epoch, ARGV[3], tostring(#d)}
      for i = 1, #d do reply[#reply + 1] = d[i] end
@@ -52,9 +58,7 @@ export const LUA: [string, string, number][] = [
   [
     'kfSetOnline',
     // KEYS: route. ARGV: epoch, online, pid, channel.
-    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
-     if not r[1] then return {'missing'} end
-     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
+    `${FENCE}
      redis.call('HSET', KEYS[1], 'online', ARGV[2])
      redis.call('PUBLISH', ARGV[4], ARGV[3] .. ' ' .. r[3] .. ' ' .. ARGV[2] .. ' ' .. r[1] .. ' ' .. r[2])
      return {'ok', r[1], r[2], r[3], ARGV[2]}`,
@@ -63,9 +67,7 @@ export const LUA: [string, string, number][] = [
   [
     'kfReleaseToHome',
     // KEYS: route. ARGV: epoch, pid, channel. The home takes the player back and clears its mark.
-    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
-     if not r[1] then return {'missing'} end
-     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
+    `${FENCE}
      local epoch = tostring(tonumber(r[3]) + 1)
      redis.call('HSET', KEYS[1], 'at', '', 'epoch', epoch, 'online', '0', 'go', '', 'goEpoch', '0')
      redis.call('PUBLISH', ARGV[3], ARGV[2] .. ' ' .. epoch .. ' 0 ' .. r[1] .. ' ')
@@ -87,24 +89,41 @@ export const LUA: [string, string, number][] = [
     // KEYS: route, doc, calls. ARGV: epoch, data, how many call results to keep, then call id and
     // result pairs. Fenced: refused unless epoch is the route's current one. Call results live in
     // the doc hash as c:<id>; the calls list orders their ids, newest first, to forget the oldest
-    // (a document may briefly remember up to 64 more than asked).
-    `local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
-     if not r[1] then return {'missing'} end
-     if tonumber(r[3]) ~= tonumber(ARGV[1]) then return {'stale', r[1], r[2], r[3], r[4]} end
-     redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1])
-     if #ARGV > 3 then
-       for i = 4, #ARGV, 2 do
-         redis.call('HSET', KEYS[2], 'c:' .. ARGV[i], ARGV[i + 1])
-         redis.call('LPUSH', KEYS[3], ARGV[i])
+    // (a document may briefly remember up to 64 more than asked). Few redis.calls (each costs
+    // more than its work): the epoch alone to fence, one HSET and one LPUSH per 1000 results.
+    `local e = redis.call('HGET', KEYS[1], 'epoch')
+     if not e or tonumber(e) ~= tonumber(ARGV[1]) then
+       local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
+       if not r[1] then return {'missing'} end
+       return {'stale', r[1], r[2], r[3], r[4]}
+     end
+     if #ARGV == 3 then
+       redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1])
+       return {'ok'}
+     end
+     local fields = {'data', ARGV[2], 'epoch', ARGV[1]}
+     local length = 0
+     local i = 4
+     while i <= #ARGV do
+       local last = math.min(#ARGV, i + 1999)
+       local ids = {}
+       for j = i, last, 2 do
+         fields[#fields + 1] = 'c:' .. ARGV[j]
+         fields[#fields + 1] = ARGV[j + 1]
+         ids[#ids + 1] = ARGV[j]
        end
-       -- Forget the oldest results in batches of 64, so most saves do not trim at all.
-       local keep = tonumber(ARGV[3])
-       if redis.call('LLEN', KEYS[3]) > keep + 64 then
-         local old = redis.call('LRANGE', KEYS[3], keep, -1)
-         for j = 1, #old do old[j] = 'c:' .. old[j] end
-         redis.call('HDEL', KEYS[2], unpack(old))
-         redis.call('LTRIM', KEYS[3], 0, keep - 1)
-       end
+       redis.call('HSET', KEYS[2], unpack(fields))
+       length = redis.call('LPUSH', KEYS[3], unpack(ids))
+       fields = {}
+       i = last + 1
+     end
+     -- Forget the oldest results in batches of 64, so most saves do not trim at all.
+     local keep = tonumber(ARGV[3])
+     if length > keep + 64 then
+       local old = redis.call('LRANGE', KEYS[3], keep, -1)
+       for j = 1, #old do old[j] = 'c:' .. old[j] end
+       redis.call('HDEL', KEYS[2], unpack(old))
+       redis.call('LTRIM', KEYS[3], 0, keep - 1)
      end
      return {'ok'}`,
     3,
