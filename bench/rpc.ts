@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import jayson from 'jayson';
+import { rawJaysonClient } from './raw-jayson.js';
 import { PeerClient } from '../runtime/rpc/peer-client.js';
 import { latencies, median, percentile, round, throughput, writeResults } from './measure.js';
 import { track } from './processes.js';
@@ -30,31 +30,12 @@ async function startServers(): Promise<{ kuafu: string; raw: string; secret: str
   return { ...JSON.parse(line), stop: () => child.kill('SIGKILL') };
 }
 
-async function rawClient(url: string): Promise<{ call: () => Promise<unknown>; close: () => void }> {
-  const client = jayson.Client.websocket({ url, timeout: 10_000 } as never) as unknown as {
-    ws: import('ws').WebSocket;
-    request(method: string, params: unknown[], callback: (error: unknown, response: { error?: unknown; result?: unknown }) => void): void;
-  };
-  await new Promise<void>((resolve, reject) => {
-    client.ws.once('open', () => resolve());
-    client.ws.once('error', reject);
-  });
-  const call = () =>
-    new Promise((resolve, reject) =>
-      client.request('echo', [PAYLOAD], (error, response) => {
-        if (error) reject(error);
-        else if (response.error) reject(new Error(JSON.stringify(response.error)));
-        else resolve(response.result);
-      }),
-    );
-  return { call, close: () => client.ws.close() };
-}
 
 export async function runRpcBench(): Promise<Record<string, number>> {
   const servers = await startServers();
   const kuafu = new PeerClient({ self: 'bench', peer: 'GS1', secret: servers.secret, resolveUrl: () => servers.kuafu, timeoutMs: 10_000 });
   const ours = () => kuafu.call('cluster.echo', PAYLOAD);
-  const raw = await rawClient(servers.raw);
+  const raw = await rawJaysonClient(servers.raw, 'echo', [PAYLOAD]);
 
   // Same answer from both, then warm-up.
   const check = [await ours(), await raw.call()];

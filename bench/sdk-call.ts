@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import jayson from 'jayson';
+import { rawJaysonClient } from './raw-jayson.js';
 import { KuafuClient } from '../runtime/client/kuafu-client.js';
 import { loadConfig } from '../runtime/cluster/config.js';
 import { startServers } from '../runtime/cluster/start.js';
@@ -58,25 +58,6 @@ async function rawServer(redisUrl: string): Promise<{ url: string; stop: () => v
   return { url: JSON.parse(line).url, stop: () => child.kill('SIGKILL') };
 }
 
-async function rawClient(url: string): Promise<{ call: () => Promise<unknown>; close: () => void }> {
-  const client = jayson.Client.websocket({ url, timeout: 10_000 } as never) as unknown as {
-    ws: import('ws').WebSocket;
-    request(method: string, params: unknown[], callback: (error: unknown, response: { error?: unknown; result?: unknown }) => void): void;
-  };
-  await new Promise<void>((resolve, reject) => {
-    client.ws.once('open', () => resolve());
-    client.ws.once('error', reject);
-  });
-  const call = () =>
-    new Promise((resolve, reject) =>
-      client.request('addgold', [PID, 1, 'bench:raw'], (error, response) => {
-        if (error) reject(error);
-        else if (response.error) reject(new Error(JSON.stringify(response.error)));
-        else resolve(response.result);
-      }),
-    );
-  return { call, close: () => client.ws.close() };
-}
 
 export async function runSdkCallBench(): Promise<Record<string, number>> {
   process.env.KUAFU_LOG_LEVEL ??= 'warn';
@@ -110,7 +91,7 @@ export async function runSdkCallBench(): Promise<Record<string, number>> {
     return total / (Number(process.hrtime.bigint() - start) / 1e9);
   };
   const raw = await rawServer(redis.url);
-  const rawCall = await rawClient(raw.url);
+  const rawCall = await rawJaysonClient(raw.url, 'addgold', [PID, 1, 'bench:raw']);
 
   const check = [await ours(), await rawCall.call()];
   if (check[0] !== 1 || check[1] !== 1) throw new Error(`addgold answered ${JSON.stringify(check)}`);
