@@ -1,6 +1,6 @@
 /**
  * The in-sandbox designer API: what a script bundle's isolate runs before the bundle. It installs
- * exactly three globals — `playermgr`, `cproxyplayer`, `log` — and returns the entries the host
+ * exactly four globals — `playermgr`, `cproxyplayer`, `services`, `log` — and returns the entries the host
  * uses to start calls and settle answers (see `protocol.ts`). The host bundles this file once per
  * process (esbuild, an IIFE) and evaluates it in every new isolate, handing in its log callback.
  *
@@ -15,6 +15,7 @@ import {
 import { formatLine } from './format.js';
 import type { BridgeError, HostBridge, LogLevel, Outbox, RequestOp, SandboxConfig, SandboxEntries, Settlement } from './protocol.js';
 import { createRemotePlayer } from './remote.js';
+import { createServices, describeServiceCall } from './services.js';
 import { installProxyRegistry, snapshotValue } from './values.js';
 
 /** Error kinds a script may see on an error (the host's error table, plus the script's own). */
@@ -22,6 +23,7 @@ const KINDS = new Set([
   'PlayerOffline', 'StaleOwner', 'ValueType', 'NotExported', 'Timeout', 'ServerUnavailable', 'Unauthenticated',
   'ReadOnlyPlayer', 'StoreUnavailable', 'PlayerMoved', 'InsufficientResource', 'NotFound', 'Config', 'Internal',
   'TokenInvalid', 'TokenExpired', 'TokenUsed', 'TokenWrongPlayer', 'TokenWrongDestination', 'Sandbox',
+  'InvalidArgument', 'WrongServer', 'AlreadyExists', 'BadCredentials', 'RequestConflict',
 ]);
 
 /** Globals a script must not have: shared memory and WebAssembly (outside the memory limit), and a silent console. */
@@ -170,12 +172,23 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
     },
   };
 
+  /** `services.<service>(target).<method>(...args)`: the args checked and copied now, like a player call's. */
+  const services = createServices((service, target, method, args) => {
+    let copy: unknown[];
+    try {
+      copy = snapshotValue(args, describeServiceCall(service, target, method), 'args', config.maxValueBytes) as unknown[];
+    } catch (error) {
+      return rejected(error);
+    }
+    return send('service', 0, [service, target, method], copy);
+  });
+
   const logAt = (level: LogLevel) => (...values: unknown[]): void => {
     hostLog(level, formatLine(values, config.maxLogChars));
   };
   const log = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
 
-  for (const [name, value] of [['playermgr', playermgr], ['cproxyplayer', cproxyplayer], ['log', log]] as const) {
+  for (const [name, value] of [['playermgr', playermgr], ['cproxyplayer', cproxyplayer], ['services', services], ['log', log]] as const) {
     defineProperty(global, name, { value: freeze(value), writable: false, configurable: false, enumerable: true });
   }
 

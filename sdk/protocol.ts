@@ -10,8 +10,11 @@
  * requests of that entry to its services in one synchronous loop.
  */
 
-/** What a request asks the host for. */
-export type RequestOp = 'invoke' | 'kuafu' | 'profile';
+/**
+ * What a request asks the host for: a player method (`invoke`), a player's whereabouts (`kuafu`)
+ * or profile (`profile`), a function service's method (`service`).
+ */
+export type RequestOp = 'invoke' | 'kuafu' | 'profile' | 'service';
 
 /** An error as it crosses the bridge, in either direction: plain strings only. */
 export interface BridgeError {
@@ -29,7 +32,11 @@ export interface BridgeError {
 /** One answer the host settles: `[requestId, true, value]` or `[requestId, false, error]`. */
 export type Settlement = [id: number, ok: true, value: unknown] | [id: number, ok: false, error: BridgeError];
 
-/** A request in the outbox: `[0, requestId, op, pid, path, args]` (path and args for `invoke` only). */
+/**
+ * A request in the outbox: `[0, requestId, op, pid, path, args]`. Path and args for `invoke` (the
+ * method's path on the player) and `service`; a `service` request has pid 0 and the path
+ * `[service, target, method]` (`services.guild("wolves").deduct(…)` is `['guild', 'wolves', 'deduct']`).
+ */
 export type RequestMessage = [type: 0, id: number, op: RequestOp, pid: number, path: string[] | null, args: unknown[] | null];
 /** The end of a call in the outbox: `[1, callId, true, result]` or `[1, callId, false, error]`. */
 export type FinishMessage = [type: 1, callId: number, ok: boolean, value: unknown];

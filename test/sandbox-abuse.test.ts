@@ -65,7 +65,7 @@ test('the sandbox has exactly the script globals: no process, require, timers, c
     export function main() {
       const names = Object.getOwnPropertyNames(globalThis);
       return {
-        script: ['playermgr', 'cproxyplayer', 'log'].filter((name) => names.includes(name)),
+        script: ['playermgr', 'cproxyplayer', 'services', 'log'].filter((name) => names.includes(name)),
         missing: ['process', 'require', 'module', 'global', 'Buffer', 'setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask',
           'console', 'fetch', 'WebAssembly', 'SharedArrayBuffer', 'Atomics', '_ivm', 'ivm', '__kuafuSdk']
           .filter((name) => name in globalThis || typeof globalThis[name] !== 'undefined'),
@@ -79,9 +79,9 @@ test('the sandbox has exactly the script globals: no process, require, timers, c
       'Uint8Array', 'Int8Array', 'Uint16Array', 'Int16Array', 'Uint32Array', 'Int32Array', 'Float32Array', 'Float64Array',
       'Uint8ClampedArray', 'BigUint64Array', 'BigInt64Array', 'DataView', 'Map', 'BigInt', 'Set', 'WeakMap', 'WeakSet',
       'Proxy', 'Reflect', 'FinalizationRegistry', 'WeakRef', 'decodeURI', 'decodeURIComponent', 'encodeURI',
-      'encodeURIComponent', 'escape', 'unescape', 'eval', 'isFinite', 'isNaN', 'playermgr', 'cproxyplayer', 'log']);`);
+      'encodeURIComponent', 'escape', 'unescape', 'eval', 'isFinite', 'isNaN', 'playermgr', 'cproxyplayer', 'services', 'log']);`);
   assert.equal(await host.run('globals', 'main'), {
-    script: ['playermgr', 'cproxyplayer', 'log'],
+    script: ['playermgr', 'cproxyplayer', 'services', 'log'],
     missing: [],
     unexpected: [],
     typeofs: ['undefined', 'undefined', 'undefined', 'undefined'],

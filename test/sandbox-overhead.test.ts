@@ -20,6 +20,7 @@ const services: ScriptServices = {
   },
   getKuafuPlayer: async () => null,
   getProfile: async () => null,
+  callService: async () => null,
   log: () => {},
 };
 

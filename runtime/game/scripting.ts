@@ -1,6 +1,7 @@
 /**
  * Designer scripts on a game server: the script host (runtime/sandbox) given the real cluster —
- * players reached wherever they are, profiles from the store, the server's log — plus the
+ * players reached wherever they are, profiles from the store, the function services (the
+ * allowlist of runtime/services/script-surface.ts), the server's log — plus the
  * methods that load and run bundles remotely (`kuafu script run`) and a watcher that reloads
  * the scripts folder when a file changes.
  */
@@ -8,9 +9,10 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { extname, join, relative } from 'node:path';
 import type { ServerNode } from '../cluster/server-node.js';
-import { InvalidParamsError, ScriptFailedError } from '../errors.js';
+import { InvalidArgumentError, InvalidParamsError, JSONRPC_CODES, RpcProtocolError, ScriptFailedError } from '../errors.js';
 import { objectArg, stringField } from '../rpc/params.js';
 import type { MethodTable } from '../rpc/rpc-server.js';
+import { callScriptService } from '../services/script-surface.js';
 import { ScriptError, ScriptHost, type KuafuPlayerInfo, type ScriptServices } from '../sandbox/index.js';
 import type { Profile } from '../store/store.js';
 
@@ -34,9 +36,31 @@ export class ClusterScriptServices implements ScriptServices {
     return this.node.services.profiles.get(pid);
   }
 
+  async callService(service: string, target: string, method: string, args: unknown[]): Promise<unknown> {
+    try {
+      return await callScriptService(this.node, service, target, method, args);
+    } catch (error) {
+      throw forScript(error, service, target, method);
+    }
+  }
+
   log(level: 'debug' | 'info' | 'warn' | 'error', bundle: string, message: string): void {
     this.node.log[level](`[script ${bundle}] ${message}`);
   }
+}
+
+/**
+ * Arguments a service refused — here (`the amount must be a number`) or on its server (`guild.deduct
+ * needs "amount", a positive integer`) — reach the script as kind InvalidArgument, as a player
+ * method's do, not as a server bug.
+ */
+function forScript(error: unknown, service: string, target: string, method: string): unknown {
+  if (!(error instanceof RpcProtocolError) || error.code !== JSONRPC_CODES.InvalidParams) return error;
+  const marker = 'Invalid params: ';
+  const at = error.message.lastIndexOf(marker);
+  const reason = at >= 0 ? error.message.slice(at + marker.length) : error.message;
+  const where = `services.${service}(${service === 'profile' || target === '' ? target : JSON.stringify(target)}).${method}`;
+  return new InvalidArgumentError(reason.startsWith('services.') ? reason : `${where}: ${reason}`, { service, method });
 }
 
 /** The script error as a domain error that travels to the caller with its designer-facing message. */

@@ -116,7 +116,7 @@ export class ScriptHost {
 
   constructor(options: ScriptHostOptions) {
     if (!options || typeof options.services !== 'object' || options.services === null) {
-      throw new ConfigError('new ScriptHost({ services }) needs the ScriptServices of this server (invokePlayer, getKuafuPlayer, getProfile, log)');
+      throw new ConfigError('new ScriptHost({ services }) needs the ScriptServices of this server (invokePlayer, getKuafuPlayer, getProfile, callService, log)');
     }
     const deadlineMs = positive(options.deadlineMs, 5000, 'deadlineMs');
     this.limits = {

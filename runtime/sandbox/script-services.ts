@@ -1,6 +1,7 @@
 /**
  * The boundary between the script host and the game server it runs in (DESIGN §5, §7). The game
- * server implements ScriptServices with the real cluster (routes, JSON-RPC batches, profiles);
+ * server implements ScriptServices with the real cluster (routes, JSON-RPC batches, profiles, the
+ * function services);
  * tests of the sandbox give a small recording one. Scripts reach nothing else.
  */
 import type { Profile } from '../store/store.js';
@@ -16,6 +17,14 @@ export interface ScriptServices {
   getKuafuPlayer(pid: number): Promise<KuafuPlayerInfo | null>;
   /** The player's profile, or null. */
   getProfile(pid: number): Promise<Profile | null>;
+  /**
+   * Calls a function service for a script: `services.<service>(target).<method>(...args)`, e.g.
+   * ('guild', 'wolves', 'deduct', ['wood', 5, 'build:wall']). `target` is the guild id, the board,
+   * the player id as text, or '' (battle). Refuses what scripts may not call (NotExportedError);
+   * arguments the service refuses fail with InvalidArgumentError, its own refusals with their
+   * kinds (InsufficientResource, NotFound…). Calls of one tick may be handed over in one loop.
+   */
+  callService(service: string, target: string, method: string, args: unknown[]): Promise<unknown>;
   /** Where script log lines go (the host's log, prefixed with the bundle name). */
   log(level: 'debug' | 'info' | 'warn' | 'error', bundle: string, message: string): void;
 }
