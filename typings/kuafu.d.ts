@@ -2,8 +2,8 @@
  * kuafu script globals, for designers' editors (DESIGN §5, §7).
  *
  * A script is a TypeScript module that exports async functions; the server's script host runs them
- * in a sandbox whose only globals are `playermgr`, `cproxyplayer` and `log` (no require, process,
- * timers, filesystem or network). Add this file to your scripts' tsconfig (`scripts/tsconfig.json`
+ * in a sandbox whose only globals are `playermgr`, `cproxyplayer`, `services` and `log` (no
+ * require, process, timers, filesystem or network). Add this file to your scripts' tsconfig (`scripts/tsconfig.json`
  * does) to get completion and type errors:
  *
  * ```ts
@@ -302,6 +302,301 @@ interface KuafuProfile {
 }
 
 /**
+ * What a deposit into a guild's treasury, or a deduction from it, answers.
+ *
+ * @category Services
+ */
+interface TreasuryReceipt {
+  /** The guild's id. */
+  gid: string;
+  /** The request id the change was made under: the one you gave, or a new one. */
+  requestId: string;
+  /** Which change it was. */
+  kind: 'deposit' | 'deduct';
+  /** The resource changed (`"wood"`, `"gold"`…). */
+  resource: string;
+  /** How much was deposited or deducted. */
+  amount: number;
+  /** The resource's balance right after this change. */
+  balance: number;
+  /** True when this request id had been applied before: nothing changed this time (a retry). */
+  replayed: boolean;
+}
+
+/**
+ * A guild: its members, from any server, and its treasury.
+ *
+ * @category Services
+ */
+interface Guild {
+  /** The guild's id. */
+  gid: string;
+  /** Its name. */
+  name: string;
+  /** When it was created (ms since the Unix epoch). */
+  createdAt: number;
+  /** Its members' player ids, ascending. */
+  members: number[];
+  /** The balance of each resource the treasury ever held. */
+  treasury: Record<string, number>;
+}
+
+/**
+ * One change of a guild's treasury, as its ledger keeps it.
+ *
+ * @category Services
+ */
+interface GuildLedgerEntry {
+  /** The request id it was made under. */
+  requestId: string;
+  /** Which change it was. */
+  kind: 'deposit' | 'deduct';
+  /** The resource changed. */
+  resource: string;
+  /** How much. */
+  amount: number;
+  /** The resource's balance right after it. */
+  balance: number;
+  /** Why (the reason given). */
+  reason: string;
+  /** When it was applied (ms since the Unix epoch). */
+  at: number;
+}
+
+/**
+ * A place on a leaderboard. Rank 1 is the highest score.
+ *
+ * @category Services
+ */
+interface RankEntry {
+  /** The place: 1 is the best. */
+  rank: number;
+  /** The player. */
+  pid: number;
+  /** His score on the board. */
+  score: number;
+}
+
+/**
+ * A fighter, as a battle reads him from his profile.
+ *
+ * @category Services
+ */
+interface BattleFighter {
+  /** His player id. */
+  pid: number;
+  /** His name. */
+  name: string;
+  /** His home server (fighters may come from different homes). */
+  home: string;
+  /** His level. */
+  level: number;
+  /** His power. */
+  power: number;
+}
+
+/**
+ * Everything a battle's result depends on: the same input always gives the same result.
+ *
+ * @category Services
+ */
+interface BattleInput {
+  /** The first fighter. */
+  a: BattleFighter;
+  /** The second fighter. */
+  b: BattleFighter;
+  /** Any text (e.g. the battle's id): another seed, another battle between the same fighters. */
+  seed: string;
+}
+
+/**
+ * One blow of a battle.
+ *
+ * @category Services
+ */
+interface BattleBlow {
+  /** The round (from 1). */
+  round: number;
+  /** Who struck. */
+  attacker: number;
+  /** Who was struck. */
+  defender: number;
+  /** The hit points taken. */
+  damage: number;
+  /** A critical blow (double damage). */
+  critical: boolean;
+  /** The defender's hit points after the blow. */
+  defenderHp: number;
+}
+
+/**
+ * A resolved battle: deterministic and replayable (its input travels with it).
+ *
+ * @category Services
+ */
+interface BattleResult {
+  /** What it was resolved from: `services.battle().replay(result.input)` gives the same result. */
+  input: BattleInput;
+  /** The winner's player id. */
+  winner: number;
+  /** The loser's player id. */
+  loser: number;
+  /** A knock-out, or the round limit (the larger share of hit points left wins). */
+  ending: 'knockout' | 'rounds';
+  /** Every blow, in order. */
+  blows: BattleBlow[];
+  /** Hit points left, by player id. */
+  hp: Record<string, number>;
+  /** Two results are the same battle when their digests are. */
+  digest: string;
+}
+
+/**
+ * A guild, reached on its guild server from any server: `services.guild(gid)`. Its server applies
+ * one guild's deposits and deductions one at a time and checks the balance there; a request id
+ * makes a change count once, however often it is sent.
+ *
+ * @category Services
+ */
+interface GuildService {
+  /** The guild: name, members and treasury (read on its server, never from a cache). */
+  get(): Promise<Guild>;
+  /**
+   * Adds a player (from any server) to the guild; his profile's `guild` field follows. A player in
+   * another guild leaves it first (kind `AlreadyExists`).
+   *
+   * @param pid - the player id
+   */
+  join(pid: number): Promise<Guild>;
+  /**
+   * Removes a player from the guild.
+   *
+   * @param pid - the player id
+   */
+  leave(pid: number): Promise<Guild>;
+  /**
+   * Adds `amount` of `resource` to the treasury.
+   *
+   * @param resource - the resource (`"wood"`, `"gold"`…)
+   * @param amount - how much (a positive integer)
+   * @param reason - why, kept in the ledger (a non-empty string)
+   * @param requestId - names this request: sent again, it counts once (`replayed` is then true); a new one by default
+   * @example
+   * ```ts
+   * const receipt = await services.guild("wolves").deposit("wood", 50, `donation:${pid}`, `donation-${pid}-${day}`);
+   * log.info(receipt.balance, receipt.replayed);
+   * ```
+   */
+  deposit(resource: string, amount: number, reason: string, requestId?: string): Promise<TreasuryReceipt>;
+  /**
+   * Takes `amount` of `resource` from the treasury, or fails with kind `InsufficientResource` and
+   * takes nothing.
+   *
+   * @param resource - the resource (`"wood"`, `"gold"`…)
+   * @param amount - how much (a positive integer)
+   * @param reason - why, kept in the ledger (a non-empty string)
+   * @param requestId - names this request: sent again, it counts once; a new one by default
+   * @example
+   * ```ts
+   * try {
+   *   await services.guild(gid).deduct("wood", 5, "build:wall", requestId);
+   * } catch (error) {
+   *   if ((error as KuafuError).kind !== "InsufficientResource") throw error;
+   *   log.info(`guild ${gid} has only ${(error as KuafuError).details.balance} wood`);
+   * }
+   * ```
+   */
+  deduct(resource: string, amount: number, reason: string, requestId?: string): Promise<TreasuryReceipt>;
+  /**
+   * The latest changes of the treasury, newest first.
+   *
+   * @param count - how many (1 to 1000; 50 by default)
+   */
+  ledger(count?: number): Promise<GuildLedgerEntry[]>;
+}
+
+/**
+ * A leaderboard across all servers, reached on its rank server: `services.rank(board)`. The boards
+ * `"level"` and `"power"` follow the profiles by themselves.
+ *
+ * @category Services
+ */
+interface RankService {
+  /**
+   * The best places, best first.
+   *
+   * @param count - how many (1 to 1000; 10 by default)
+   * @example
+   * ```ts
+   * for (const { rank, pid, score } of await services.rank("level").top(3)) log.info(rank, pid, score);
+   * ```
+   */
+  top(count?: number): Promise<RankEntry[]>;
+  /**
+   * The player's place, or null when he is not on the board.
+   *
+   * @param pid - the player id
+   */
+  of(pid: number): Promise<RankEntry | null>;
+  /**
+   * Sets the player's score (null takes him off the board); answers his place.
+   *
+   * @param pid - the player id
+   * @param score - his new score, or null
+   */
+  submit(pid: number, score: number | null): Promise<RankEntry | null>;
+}
+
+/**
+ * A player's profile, kept by the datacenter and pushed to every server that shows it:
+ * `services.profile(pid)`.
+ *
+ * @category Services
+ */
+interface ProfileService {
+  /** The profile, or null when there is no such player (the same as `playermgr.getprofile(pid)`). */
+  get(): Promise<KuafuProfile | null>;
+  /**
+   * Sets some fields of the profile (not the route fields `home`, `server`, `online`, which follow
+   * the player by themselves); every server showing him sees the change at once.
+   *
+   * @param fields - the fields to set, by name (null clears one)
+   * @example
+   * ```ts
+   * await services.profile(pid).update({ title: "Dragon slayer" });
+   * ```
+   */
+  update(fields: Record<string, string | number | boolean | null>): Promise<KuafuProfile>;
+}
+
+/**
+ * This game server's battle server: `services.battle()`.
+ *
+ * @category Services
+ */
+interface BattleService {
+  /**
+   * Resolves a battle between two players, from any home, read from their profiles.
+   *
+   * @param a - the first player id
+   * @param b - the second player id
+   * @param seed - any text (e.g. the battle's id): the same players and seed give the same battle
+   * @example
+   * ```ts
+   * const result = await services.battle().resolve(pidA, pidB, `duel-${duelId}`);
+   * log.info(`${result.winner} won by ${result.ending}`);
+   * ```
+   */
+  resolve(a: number, b: number, seed?: string): Promise<BattleResult>;
+  /**
+   * Resolves a battle again from its recorded input: the same result.
+   *
+   * @param input - the `input` of a battle result
+   */
+  replay(input: BattleInput): Promise<BattleResult>;
+}
+
+/**
  * The kinds of error a remote call can fail with (`error.kind`). The designer guide says what to
  * do about each.
  *
@@ -322,6 +617,16 @@ type KuafuErrorKind =
   | 'Unauthenticated'
   | 'Config'
   | 'Internal'
+  /** A player method or a function service refused its arguments (the message says which and why). */
+  | 'InvalidArgument'
+  /** A guild, rank or battle server was asked for something another server serves. */
+  | 'WrongServer'
+  /** Something to be created exists already (e.g. the player is in another guild: he leaves it first). */
+  | 'AlreadyExists'
+  /** An account name and password that do not match. */
+  | 'BadCredentials'
+  /** A request id used again for a different request (each id names one request). */
+  | 'RequestConflict'
   /** The sandbox refused the request: a remote call at the top level of the file, or too many waiting at once. */
   | 'Sandbox';
 
@@ -400,6 +705,55 @@ interface KuafuProxyPlayers {
 }
 
 /**
+ * The function services. Scripts reach them as the global `services`.
+ *
+ * @hidden
+ */
+interface KuafuServices {
+  /**
+   * A guild, wherever its guild server is: deposits, deductions (checked on its server, one at a
+   * time), members, ledger.
+   *
+   * @param gid - the guild's id
+   * @example
+   * ```ts
+   * const receipt = await services.guild("wolves").deduct("wood", 5, "build:wall", requestId);
+   * log.info(`wolves have ${receipt.balance} wood left`);
+   * ```
+   */
+  guild(gid: string): GuildService;
+  /**
+   * A leaderboard across all servers.
+   *
+   * @param board - the board's name (`"level"`, `"power"`, or one of your own)
+   * @example
+   * ```ts
+   * const best = await services.rank("level").top(10);
+   * ```
+   */
+  rank(board: string): RankService;
+  /**
+   * A player's profile: read it, or change some of its fields.
+   *
+   * @param pid - the player id
+   * @example
+   * ```ts
+   * const profile = await services.profile(pid).get();
+   * ```
+   */
+  profile(pid: number): ProfileService;
+  /**
+   * This game server's battle server.
+   *
+   * @example
+   * ```ts
+   * const result = await services.battle().resolve(pidA, pidB, "duel-42");
+   * ```
+   */
+  battle(): BattleService;
+}
+
+/**
  * The script's log: lines go to the server's log, prefixed with the bundle's name. Scripts reach it
  * as the global `log`.
  *
@@ -450,6 +804,14 @@ declare const playermgr: KuafuPlayerManager;
  * @category Globals
  */
 declare const cproxyplayer: KuafuProxyPlayers;
+/**
+ * The function services (the seed's "proxy service"): guilds, leaderboards, profiles and battles,
+ * each reached on the server that serves it, from any game server. Value types only, as for players.
+ *
+ * @namespace
+ * @category Globals
+ */
+declare const services: KuafuServices;
 /**
  * The script's log: lines go to the server's log, prefixed with the bundle's name.
  *
