@@ -437,6 +437,8 @@ export class BundleInstance {
         return this.services.getKuafuPlayer(request.pid);
       case 'profile':
         return this.services.getProfile(request.pid);
+      case 'service':
+        return this.services.callService(request.path![0]!, request.path![1]!, request.path![2]!, request.args!);
     }
   }
 
@@ -498,21 +500,24 @@ export class BundleInstance {
   /** The host checks every request again: the SDK runs inside the sandbox, next to the script. */
   private checkRequest(op: unknown, pid: unknown, path: unknown, args: unknown): BridgeError | null {
     const refuse = (kind: string, message: string): BridgeError => ({ kind, name: `${kind}Error`, message, stack: '', details: {} });
-    if (op !== 'invoke' && op !== 'kuafu' && op !== 'profile') return refuse('ValueType', `unknown request ${String(op)}`);
-    if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) {
+    if (op !== 'invoke' && op !== 'kuafu' && op !== 'profile' && op !== 'service') return refuse('ValueType', `unknown request ${String(op)}`);
+    if (op !== 'service' && (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0)) {
       return refuse('ValueType', `pid must be a positive integer player id, got ${typeof pid === 'number' ? pid : typeof pid}`);
     }
     if (this.calls.size === 0) {
       return refuse('Sandbox', `bundle ${this.name} made a request while none of its calls was running (at its top level, or after its call ended); make remote calls inside an exported function`);
     }
-    if (op !== 'invoke') return null;
-    if (!Array.isArray(path) || path.length === 0 || path.length > MAX_PATH_LENGTH
+    if (op === 'kuafu' || op === 'profile') return null;
+    if (op === 'service') {
+      if (!isServicePath(path)) return refuse('NotExported', 'a service call needs a service, a target and a method, e.g. services.guild("wolves").deduct(…)');
+    } else if (!Array.isArray(path) || path.length === 0 || path.length > MAX_PATH_LENGTH
       || !path.every((part) => typeof part === 'string' && part.length > 0 && part.length <= MAX_NAME_LENGTH)) {
       return refuse('NotExported', 'a remote call needs a method path of 1 to 16 names, e.g. player.itemdb.additembytype(…)');
     }
-    if (!Array.isArray(args)) return refuse('ValueType', `player.${path.join('.')}: the arguments must be a list`);
+    const what = () => describeRequest({ id: 0, op, pid: 0, path, args: null });
+    if (!Array.isArray(args)) return refuse('ValueType', `${what()}: the arguments must be a list`);
     try {
-      checkLabelled(args, () => `player.${path.join('.')}: args`, this.limits.maxValueBytes);
+      checkLabelled(args, () => `${what()}: args`, this.limits.maxValueBytes);
     } catch (error) {
       const message = error instanceof ValueTypeError ? error.message : messageOf(error);
       return refuse('ValueType', message);
@@ -716,6 +721,12 @@ function checkLabelled(value: unknown, label: () => string, maxBytes: number): b
   }
 }
 
+/** A service request's path: `[service, target, method]` (the target is '' for battle). */
+function isServicePath(path: unknown): path is [string, string, string] {
+  return Array.isArray(path) && path.length === 3 && path.every((part, i) => typeof part === 'string'
+    && part.length <= MAX_NAME_LENGTH && (part.length > 0 || i === 1));
+}
+
 function describeRequest(request: OutgoingRequest): string {
   switch (request.op) {
     case 'invoke':
@@ -724,5 +735,9 @@ function describeRequest(request: OutgoingRequest): string {
       return `playermgr.getkuafuplayer(${request.pid})`;
     case 'profile':
       return `playermgr.getprofile(${request.pid})`;
+    case 'service': {
+      const [service, target, method] = request.path ?? [];
+      return `services.${service}(${service === 'profile' || target === '' ? target : JSON.stringify(target)}).${method}`;
+    }
   }
 }
