@@ -34,7 +34,9 @@ export class PlayerCaller {
   /** Calls the method at `path` on player `pid` wherever he is; resolves with its result. */
   async invoke(pid: number, path: string[], args: unknown[], id = this.newCallId()): Promise<unknown> {
     const { node } = this;
-    checkValue(args, `the arguments of ${path.join('.')}`);
+    const needsSuperjson = checkValue(args, () => `the arguments of ${path.join('.')}`);
+    // The call's parameters are plain JSON when its arguments are (checked once, here).
+    const plain = typeof pid === 'number' && Number.isFinite(pid) && !Object.is(pid, -0) && typeof id === 'string' && allStrings(path);
     let rechecked = false;
     let problem = '';
     let unreachable: Error | null = null;
@@ -52,7 +54,8 @@ export class PlayerCaller {
       const owner = ownerOf(route);
       try {
         if (owner === node.name && node.game) return await node.game.host.invoke(pid, path, structuredClone(args), id);
-        return await node.call(owner, 'player.invoke', { pid, path, args, id });
+        const params = { pid, path, args, id };
+        return await (plain ? node.peer(owner).callChecked('player.invoke', params, needsSuperjson) : node.call(owner, 'player.invoke', params));
       } catch (error) {
         if (error instanceof PlayerMovedError) {
           problem = error.message;
@@ -75,4 +78,10 @@ export class PlayerCaller {
     if (unreachable) throw unreachable;
     throw new PlayerMovedError(`Could not reach player ${pid} after ${MAX_HOPS} tries (${problem}). Try again later.`, { pid, at: '' });
   }
+}
+
+function allStrings(list: unknown): boolean {
+  if (!Array.isArray(list)) return false;
+  for (let i = 0; i < list.length; i++) if (typeof list[i] !== 'string') return false;
+  return true;
 }

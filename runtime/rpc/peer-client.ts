@@ -14,7 +14,8 @@ import {
   InternalError, ServerUnavailableError, TimeoutError, UnauthenticatedError, fromWire, type WireError,
 } from '../errors.js';
 import { AUTHENTICATE_METHOD, CHALLENGE_METHOD, checkProof, newNonce, proofOf } from './auth.js';
-import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeValue } from './values.js';
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeChecked, encodeValue } from './values.js';
 
 export interface PeerClientOptions {
   /** Our own server name, proven in the handshake. */
@@ -40,7 +41,9 @@ interface Pending {
   method: string;
   resolve: (value: any) => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
+  /** When the call times out (performance.now() ms), and its deadline as asked. */
+  deadline: number;
+  timeoutMs: number;
 }
 
 interface Reply {
@@ -67,6 +70,15 @@ export class PeerClient {
   private readonly timeoutMs: number;
   private readonly maxValueBytes: number;
   private readonly flushBound = () => this.flush();
+  /**
+   * One timer watches every call's deadline (a timer per call cost more than the rest of a call's
+   * bookkeeping): armed for the earliest deadline, it expires what is due and re-arms. With no call
+   * waiting it is left unreferenced (it does not keep the process alive).
+   */
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private timerRefed = false;
+  private readonly sweepBound = () => this.sweep();
 
   constructor(private readonly options: PeerClientOptions) {
     this.timeoutMs = options.timeoutMs ?? 5000;
@@ -85,21 +97,44 @@ export class PeerClient {
 
   /** Calls `method` on the peer with one value; resolves with its result. */
   call<T = unknown>(method: string, arg?: unknown, options?: CallOptions): Promise<T> {
+    let wire: unknown;
+    try {
+      wire = encodeValue(arg, () => `the argument of ${method}`, this.maxValueBytes);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.send<T>(method, wire, options);
+  }
+
+  /**
+   * `call` for an argument its caller checked already (checkValue with this connection's size
+   * limit, or a smaller one): `needsSuperjson` is what the check answered.
+   */
+  callChecked<T = unknown>(method: string, arg: unknown, needsSuperjson: boolean, options?: CallOptions): Promise<T> {
+    return this.send<T>(method, encodeChecked(arg, needsSuperjson), options);
+  }
+
+  private send<T>(method: string, wire: unknown, options: CallOptions | undefined): Promise<T> {
     if (this.closed) {
       return Promise.reject(new ServerUnavailableError(`The connection to ${this.options.peer} was closed by this server; make a new PeerClient.`, { server: this.options.peer }));
     }
     let params: string;
     try {
-      params = JSON.stringify(encodeValue(arg, `the argument of ${method}`, this.maxValueBytes));
+      params = JSON.stringify(wire);
     } catch (error) {
       return Promise.reject(error);
     }
     const id = this.nextId++;
     const text = `{"jsonrpc":"2.0","id":${id},"method":${JSON.stringify(method)},"params":${params}}`;
     const timeoutMs = options?.timeoutMs ?? this.timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => this.expire(id, timeoutMs), timeoutMs);
-      this.pending.set(id, { method, resolve, reject, timer });
+      this.pending.set(id, { method, resolve, reject, deadline, timeoutMs });
+      if (deadline < this.timerAt) this.armTimer(deadline);
+      else if (!this.timerRefed) {
+        this.timer!.ref();
+        this.timerRefed = true;
+      }
       this.outbox.push(text);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -108,11 +143,44 @@ export class PeerClient {
     });
   }
 
+  private armTimer(at: number): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(this.sweepBound, Math.max(1, Math.ceil(at - performance.now())));
+    this.timerRefed = true;
+  }
+
+  /** Expires the calls whose deadline passed; re-arms for the earliest of the others. */
+  private sweep(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    this.timerRefed = false;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [id, call] of this.pending) {
+      if (call.deadline <= now) this.expire(id, call.timeoutMs);
+      else if (call.deadline < next) next = call.deadline;
+    }
+    if (next !== Infinity) this.armTimer(next);
+  }
+
+  /** No call waits: the timer stays armed, but no longer keeps the process alive. */
+  private idleTimer(): void {
+    if (this.pending.size === 0 && this.timerRefed) {
+      this.timer!.unref();
+      this.timerRefed = false;
+    }
+  }
+
   /** Closes the connection; calls still waiting fail with ServerUnavailableError. */
   close(): void {
     this.closed = true;
     this.ws?.terminate();
     this.failAll(() => `the connection to ${this.options.peer} was closed by this server`);
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+    this.timerRefed = false;
   }
 
   private flush(): void {
@@ -226,7 +294,7 @@ export class PeerClient {
     const call = this.pending.get(id);
     if (!call) return; // already timed out
     this.pending.delete(id);
-    clearTimeout(call.timer);
+    if (this.pending.size === 0) this.idleTimer();
     if (reply.error) {
       call.reject(fromWire(reply.error, `server ${this.options.peer}, method ${call.method}`));
       return;
@@ -242,6 +310,7 @@ export class PeerClient {
     const call = this.pending.get(id);
     if (!call) return;
     this.pending.delete(id);
+    if (this.pending.size === 0) this.idleTimer();
     call.reject(new TimeoutError(
       `Server ${this.options.peer} did not answer ${call.method} within ${timeoutMs} ms: it may be overloaded, ` +
         `paused or unreachable. The call may or may not have run.`,
@@ -253,9 +322,9 @@ export class PeerClient {
   private failAll(message: (method: string) => string, error?: Error): void {
     const calls = [...this.pending.values()];
     this.pending.clear();
+    this.idleTimer();
     this.outbox = [];
     for (const call of calls) {
-      clearTimeout(call.timer);
       call.reject(error ?? new ServerUnavailableError(message(call.method), { server: this.options.peer }));
     }
   }

@@ -108,7 +108,7 @@ export class RpcServer {
           return;
         }
         try {
-          checkValue(arg, `the argument of ${name}`);
+          checkValue(arg, () => `the argument of ${name}`);
         } catch (error) {
           callback({ code: JSONRPC_CODES.InvalidParams, message: `Invalid params: ${(error as Error).message}` });
           return;
@@ -119,7 +119,7 @@ export class RpcServer {
         };
         const reply = (value: unknown) => {
           try {
-            callback(null, encodeValue(value, `the result of ${name}`));
+            callback(null, encodeValue(value, () => `the result of ${name}`));
           } catch (error) {
             fail(error);
           }

@@ -113,12 +113,118 @@ function visit(walk: Walk, value: unknown, path: string): void {
   walk.ancestors.delete(value);
 }
 
+/** What the quick walk keeps: bytes so far, whether superjson is needed, the objects above the current one. */
+interface Quick {
+  bytes: number;
+  maxBytes: number;
+  needsSuperjson: boolean;
+  /** The objects from the root down to the current one (the first 32 levels; deeper ones in `deep`). */
+  stack: object[];
+  deep: Set<object> | null;
+}
+
+/** Thrown by the quick walk when a value is refused: the labelled walk then says where and why. */
+const REFUSED = Symbol('refused');
+
+const SHALLOW = 32;
+
 /**
- * Checks that `value` may cross servers; throws ValueTypeError naming `label` and the path of the
- * first offending part. Returns whether the value needs superjson (more than plain JSON).
+ * The walk of almost every check: the same rules, sizes and cycle test as `visit`, without making a
+ * path string for every part (a refused value is walked again by `visit` for the message).
  */
-export function checkValue(value: unknown, label: string, maxBytes = DEFAULT_MAX_VALUE_BYTES): boolean {
-  const walk: Walk = { bytes: 0, maxBytes, needsSuperjson: false, ancestors: new Set(), label };
+function quick(q: Quick, value: unknown, depth: number): void {
+  switch (typeof value) {
+    case 'string':
+      q.bytes += value.length + 2;
+      break;
+    case 'number':
+      if (!Number.isFinite(value) || Object.is(value, -0)) q.needsSuperjson = true;
+      q.bytes += 8;
+      break;
+    case 'boolean':
+      q.bytes += 5;
+      break;
+    case 'undefined':
+      q.needsSuperjson = true;
+      return;
+    case 'bigint':
+      q.needsSuperjson = true;
+      q.bytes += 16;
+      break;
+    case 'object':
+      if (value === null) {
+        q.bytes += 4;
+        break;
+      }
+      quickObject(q, value, depth);
+      return;
+    default:
+      throw REFUSED;
+  }
+  if (q.bytes > q.maxBytes) throw REFUSED;
+}
+
+function quickObject(q: Quick, value: object, depth: number): void {
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Date.prototype) {
+    q.needsSuperjson = true;
+    q.bytes += 24;
+    if (q.bytes > q.maxBytes) throw REFUSED;
+    return;
+  }
+  const stack = q.stack;
+  const shallow = depth < SHALLOW;
+  for (let i = 0, n = shallow ? depth : SHALLOW; i < n; i++) if (stack[i] === value) throw REFUSED;
+  if (!shallow && q.deep !== null && q.deep.has(value)) throw REFUSED;
+  if (Object.getOwnPropertySymbols(value).length > 0) throw REFUSED;
+  if (shallow) stack[depth] = value;
+  else (q.deep ??= new Set()).add(value);
+  const below = depth + 1;
+  if (proto === Array.prototype) {
+    const array = value as unknown[];
+    q.bytes += 2;
+    if (q.bytes > q.maxBytes) throw REFUSED;
+    for (let i = 0; i < array.length; i++) quick(q, array[i], below);
+  } else if (proto === Object.prototype || proto === null) {
+    q.bytes += 2;
+    if (q.bytes > q.maxBytes) throw REFUSED;
+    const names = Object.keys(value);
+    for (let i = 0; i < names.length; i++) {
+      const key = names[i]!;
+      q.bytes += key.length + 3;
+      if (q.bytes > q.maxBytes) throw REFUSED;
+      quick(q, (value as Record<string, unknown>)[key], below);
+    }
+  } else if (proto === Map.prototype) {
+    q.needsSuperjson = true;
+    for (const [key, entry] of value as Map<unknown, unknown>) {
+      quick(q, key, below);
+      quick(q, entry, below);
+    }
+  } else if (proto === Set.prototype) {
+    q.needsSuperjson = true;
+    for (const entry of value as Set<unknown>) quick(q, entry, below);
+  } else {
+    throw REFUSED;
+  }
+  if (!shallow) q.deep!.delete(value);
+}
+
+/**
+ * Checks that `value` may cross servers; throws ValueTypeError naming `label` (text, or a function
+ * that makes it: only a refused value needs it) and the path of the first offending part. Returns
+ * whether the value needs superjson (more than plain JSON).
+ */
+export function checkValue(value: unknown, label: string | (() => string), maxBytes = DEFAULT_MAX_VALUE_BYTES): boolean {
+  const q: Quick = { bytes: 0, maxBytes, needsSuperjson: false, stack: [], deep: null };
+  try {
+    quick(q, value, 0);
+    return q.needsSuperjson;
+  } catch (error) {
+    if (error !== REFUSED && !(error instanceof RangeError)) throw error;
+  }
+  // Refused (or too deep for the quick walk): the labelled walk finds where, and says so.
+  const walk: Walk = { bytes: 0, maxBytes, needsSuperjson: false, ancestors: new Set(), label: typeof label === 'string' ? label : label() };
   visit(walk, value, '');
   return walk.needsSuperjson;
 }
@@ -127,8 +233,13 @@ export function checkValue(value: unknown, label: string, maxBytes = DEFAULT_MAX
 export type WireValue = [unknown] | { json: unknown; meta?: unknown };
 
 /** Checks `value` and encodes it for the wire. */
-export function encodeValue(value: unknown, label: string, maxBytes = DEFAULT_MAX_VALUE_BYTES): WireValue {
-  if (!checkValue(value, label, maxBytes)) return [value];
+export function encodeValue(value: unknown, label: string | (() => string), maxBytes = DEFAULT_MAX_VALUE_BYTES): WireValue {
+  return encodeChecked(value, checkValue(value, label, maxBytes));
+}
+
+/** Encodes a value checked already (`needsSuperjson` is what checkValue answered for it). */
+export function encodeChecked(value: unknown, needsSuperjson: boolean): WireValue {
+  if (!needsSuperjson) return [value];
   return superjson.serialize(value) as { json: unknown; meta?: unknown };
 }
 

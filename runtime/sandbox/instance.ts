@@ -253,6 +253,7 @@ export class BundleInstance {
       };
       this.calls.set(id, record);
       if (this.deadlineTimer === undefined) this.armDeadline();
+      else if (this.calls.size === 1) this.deadlineTimer.ref();
       this.callsStarted++;
       this.startQueue.push([id, fn, args]);
       this.startRecords.push(record);
@@ -669,12 +670,13 @@ export class BundleInstance {
     else this.armDeadline();
   };
 
-  /** No call in flight: the deadline timer goes, so an idle host does not keep the process alive. */
+  /**
+   * No call in flight: the deadline timer stays armed (arming one per call cost more than the
+   * rest of a call's bookkeeping) but no longer keeps the process alive; when it fires with no
+   * call in flight it simply goes.
+   */
   private idleCheck(): void {
-    if (this.calls.size === 0 && this.deadlineTimer !== undefined) {
-      clearTimeout(this.deadlineTimer);
-      this.deadlineTimer = undefined;
-    }
+    if (this.calls.size === 0 && this.deadlineTimer !== undefined) this.deadlineTimer.unref();
   }
 
   private releaseHandles(): void {
@@ -709,16 +711,9 @@ export class BundleInstance {
   }
 }
 
-/**
- * checkValue with a label made only when the value is refused (labels are strings built per call;
- * almost every value passes).
- */
+/** checkValue with a label made only when the value is refused (almost every value passes). */
 function checkLabelled(value: unknown, label: () => string, maxBytes: number): boolean {
-  try {
-    return checkValue(value, '', maxBytes);
-  } catch {
-    return checkValue(value, label(), maxBytes);
-  }
+  return checkValue(value, label, maxBytes);
 }
 
 /** A service request's path: `[service, target, method]` (the target is '' for battle). */
