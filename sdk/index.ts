@@ -14,7 +14,7 @@ import {
 } from './intrinsics.js';
 import { formatLine } from './format.js';
 import type { BridgeError, HostBridge, LogLevel, Outbox, RequestOp, SandboxConfig, SandboxEntries, Settlement } from './protocol.js';
-import { createRemotePlayer } from './remote.js';
+import { remotePlayers } from './remote.js';
 import { createServices, describeServiceCall } from './services.js';
 import { installProxyRegistry, snapshotValue } from './values.js';
 
@@ -139,12 +139,13 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
   const dispatch = (pid: number, path: string[], args: readonly unknown[]): Promise<unknown> => {
     let copy: unknown[];
     try {
-      copy = snapshotValue(args, `player.${joinOf(path, '.')}`, 'args', config.maxValueBytes) as unknown[];
+      copy = snapshotValue(args, () => `player.${joinOf(path, '.')}`, 'args', config.maxValueBytes) as unknown[];
     } catch (error) {
       return rejected(error);
     }
     return send('invoke', pid, copyOf(path), copy);
   };
+  const remotePlayer = remotePlayers(dispatch);
 
   const lookup = (op: RequestOp, where: string) => (pid: number): Promise<unknown> => {
     try {
@@ -168,7 +169,7 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
   const cproxyplayer = {
     new(pid: number): unknown {
       checkPid(pid, 'cproxyplayer.new');
-      return createRemotePlayer(pid, dispatch);
+      return remotePlayer(pid);
     },
   };
 
@@ -196,7 +197,7 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
   function report(callId: number, fn: string, ok: boolean, value: unknown): void {
     if (ok) {
       try {
-        outbox[outbox.length] = [1, callId, true, snapshotValue(value, `${config.bundle}.${fn}`, 'result', config.maxValueBytes)];
+        outbox[outbox.length] = [1, callId, true, snapshotValue(value, () => `${config.bundle}.${fn}`, 'result', config.maxValueBytes)];
         return;
       } catch (error) {
         value = error;

@@ -4,8 +4,12 @@
  * callback with the args frozen. `then` and symbols answer undefined, so `await player.itemdb` or
  * `Promise.resolve(player)` never fires a call. Routing, batching and retries live on the host.
  *
- * Every node shares one handler; a node's pid and path live in a WeakMap keyed by its target (the
- * target never reaches the script), so making a remote player costs two small objects.
+ * Every node shares one handler; a node's pid and path are what its target answers when the handler
+ * calls it (the target never reaches the script: every operation on the proxy goes through the
+ * handler, and an arrow function cannot be constructed). No weak collection per node: inserting
+ * into one cost more than the rest of a call here. The remote players of one SDK are memoized per
+ * pid (a script calling `cproxyplayer.new(pid)` on every run reuses the same proxies, which hold
+ * no state a script could change).
  */
 import { RealMap, apply, copyOf, freeze, joinOf, mapGetOf, mapSetOf, rejected } from './intrinsics.js';
 import { makeProxy } from './values.js';
@@ -24,13 +28,13 @@ interface Node {
 /** Names the proxy answers locally instead of sending (so string conversion never fires a call). */
 const LOCAL = new Set(['then', 'toString', 'valueOf', 'toJSON', 'toLocaleString']);
 
-const nodes = new WeakMap<object, Node>();
-const weakGet = WeakMap.prototype.get;
-const weakSet = WeakMap.prototype.set;
 const setHas = Set.prototype.has;
 
-function nodeOf(target: object): Node {
-  return apply(weakGet, nodes, [target]) as Node;
+/** A proxy's target: answers the node it stands for (only the handler calls it). */
+type Target = () => Node;
+
+function nodeOf(target: Target): Node {
+  return target();
 }
 
 function describe(node: Node): string {
@@ -43,7 +47,7 @@ function refuseChange(node: Node, property: string | symbol, what: string): neve
   );
 }
 
-const handler: ProxyHandler<() => void> = {
+const handler: ProxyHandler<Target> = {
   get(target, property) {
     if (typeof property !== 'string') return undefined;
     const node = nodeOf(target);
@@ -96,12 +100,33 @@ const handler: ProxyHandler<() => void> = {
 function make(pid: number, path: string[], dispatch: Dispatch): unknown {
   // An arrow function: callable, and its own properties (length, name) are configurable, so the
   // proxy may hide them without breaking the Proxy invariants.
-  const target = () => undefined;
-  apply(weakSet, nodes, [target, { pid, path, dispatch, children: undefined }]);
+  const node: Node = { pid, path, dispatch, children: undefined };
+  const target: Target = () => node;
   return makeProxy(target, handler);
 }
 
-/** Makes the remote player for `pid`. */
+/** The most remote players one SDK keeps made (beyond that it starts afresh). */
+const MAX_REMEMBERED_PLAYERS = 1024;
+
+/** Makes remote players that send through `dispatch`: `(pid) => player`, the same proxy for the same pid. */
+export function remotePlayers(dispatch: Dispatch): (pid: number) => unknown {
+  let made = new RealMap<number, unknown>();
+  let count = 0;
+  return (pid) => {
+    const known = mapGetOf(made, pid);
+    if (known !== undefined) return known;
+    if (count >= MAX_REMEMBERED_PLAYERS) {
+      made = new RealMap();
+      count = 0;
+    }
+    const player = make(pid, [], dispatch);
+    mapSetOf(made, pid, player);
+    count++;
+    return player;
+  };
+}
+
+/** Makes the remote player for `pid` (a new one). */
 export function createRemotePlayer(pid: number, dispatch: Dispatch): unknown {
   return make(pid, [], dispatch);
 }

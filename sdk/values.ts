@@ -64,7 +64,8 @@ interface Walk {
   bytes: number;
   maxBytes: number;
   ancestors: object[];
-  where: string;
+  /** The call the value goes with (made only when the value is refused). */
+  where: string | (() => string);
   label: string;
   /** Where the walk is: one step per level (kept as raw keys; turned into text only to report). */
   steps: Step[];
@@ -123,7 +124,8 @@ function describe(value: unknown): string {
 }
 
 function refuse(walk: Walk, what: string): never {
-  const where = walk.where ? `${walk.where}: ` : '';
+  const call = typeof walk.where === 'string' ? walk.where : walk.where();
+  const where = call ? `${call}: ` : '';
   const path = `${walk.label}${pathOf(walk)}`;
   throw new SandboxValueError(
     `${where}${path} is ${what}; only value types cross servers (${ALLOWED}). Pass plain data instead.`,
@@ -234,7 +236,7 @@ function visit(walk: Walk, value: unknown): unknown {
  * ValueTypeError naming `where` (the call, e.g. `player.itemdb.additembytype`), `label` (e.g.
  * `args`) and the path of the first offending part.
  */
-export function snapshotValue(value: unknown, where: string, label: string, maxBytes: number): unknown {
+export function snapshotValue(value: unknown, where: string | (() => string), label: string, maxBytes: number): unknown {
   return visit({ bytes: 0, maxBytes, ancestors: [], where, label, steps: [] }, value);
 }
 
