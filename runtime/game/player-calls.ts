@@ -11,7 +11,7 @@ import {
 } from '../errors.js';
 import type { ServerNode } from '../cluster/server-node.js';
 import { checkValue } from '../rpc/values.js';
-import { ownerOf } from '../store/store.js';
+import { ownerOf, type Route } from '../store/store.js';
 
 /** How many times a call follows a player who moved, or retries a server that did not answer. */
 export const MAX_HOPS = 8;
@@ -32,20 +32,41 @@ export class PlayerCaller {
   }
 
   /** Calls the method at `path` on player `pid` wherever he is; resolves with its result. */
-  async invoke(pid: number, path: string[], args: unknown[], id = this.newCallId()): Promise<unknown> {
+  invoke(pid: number, path: string[], args: unknown[], id = this.newCallId()): Promise<unknown> {
     const { node } = this;
-    const needsSuperjson = checkValue(args, () => `the arguments of ${path.join('.')}`);
+    let needsSuperjson: boolean;
+    try {
+      needsSuperjson = checkValue(args, () => `the arguments of ${path.join('.')}`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // The call's parameters are plain JSON when its arguments are (checked once, here).
     const plain = typeof pid === 'number' && Number.isFinite(pid) && !Object.is(pid, -0) && typeof id === 'string' && allStrings(path);
-    let rechecked = false;
-    let problem = '';
-    let unreachable: Error | null = null;
-    for (let hop = 0; hop < MAX_HOPS; hop++) {
+    const call: Call = { pid, path, args, id, needsSuperjson, plain };
+    // The hot case, without an async function's turns of the microtask queue: the route is cached
+    // and the owner is another server. Anything else, and any failure, goes the long way.
+    const route = node.routes.peek(pid);
+    if (route && route.online && plain) {
+      const owner = ownerOf(route);
+      if (owner !== node.name) {
+        return node.peer(owner).callChecked('player.invoke', { pid, path, args, id }, needsSuperjson)
+          .then(undefined, (error: unknown) => this.attempts(call, { hop: 1, rechecked: false, problem: '', unreachable: null }, { error, route }));
+      }
+    }
+    return this.attempts(call, { hop: 0, rechecked: false, problem: '', unreachable: null });
+  }
+
+  /** Reaches the player, following him and retrying (bounded); `first` is how a first try ended, if one was made. */
+  private async attempts(call: Call, state: Attempts, first?: { error: unknown; route: Route }): Promise<unknown> {
+    const { node } = this;
+    const { pid, path, args, id } = call;
+    if (first) await this.afterFailure(call, state, first.error, first.route, state.hop - 1);
+    for (; state.hop < MAX_HOPS; state.hop++) {
       const route = await node.routes.get(pid);
       if (!route || !route.online) {
-        if (!rechecked) {
+        if (!state.rechecked) {
           // The cache may not have heard of a login yet: ask the store once.
-          rechecked = true;
+          state.rechecked = true;
           node.routes.forget(pid);
           continue;
         }
@@ -55,29 +76,54 @@ export class PlayerCaller {
       try {
         if (owner === node.name && node.game) return await node.game.host.invoke(pid, path, structuredClone(args), id);
         const params = { pid, path, args, id };
-        return await (plain ? node.peer(owner).callChecked('player.invoke', params, needsSuperjson) : node.call(owner, 'player.invoke', params));
+        return await (call.plain ? node.peer(owner).callChecked('player.invoke', params, call.needsSuperjson) : node.call(owner, 'player.invoke', params));
       } catch (error) {
-        if (error instanceof PlayerMovedError) {
-          problem = error.message;
-          unreachable = null;
-          node.routes.forget(pid);
-          // He is moving: wait for his route to change (or a short while, growing with each try), then look again.
-          await node.routes.waitForChange(pid, route.epoch, Math.min(MOVE_WAIT_MS, 20 * 2 ** hop));
-          continue;
-        }
-        if (error instanceof ServerUnavailableError || error instanceof TimeoutError) {
-          // The call may have run: retrying with the same id runs it at most once.
-          problem = error.message;
-          unreachable = error;
-          node.routes.forget(pid);
-          continue;
-        }
-        throw error;
+        await this.afterFailure(call, state, error, route, state.hop);
       }
     }
-    if (unreachable) throw unreachable;
-    throw new PlayerMovedError(`Could not reach player ${pid} after ${MAX_HOPS} tries (${problem}). Try again later.`, { pid, at: '' });
+    if (state.unreachable) throw state.unreachable;
+    throw new PlayerMovedError(`Could not reach player ${pid} after ${MAX_HOPS} tries (${state.problem}). Try again later.`, { pid, at: '' });
   }
+
+  /** A try failed: rethrows what is final; for a move or an unreachable server, sets up the next try. */
+  private async afterFailure(call: Call, state: Attempts, error: unknown, route: Route, hop: number): Promise<void> {
+    const { node } = this;
+    if (error instanceof PlayerMovedError) {
+      state.problem = error.message;
+      state.unreachable = null;
+      node.routes.forget(call.pid);
+      // He is moving: wait for his route to change (or a short while, growing with each try), then look again.
+      await node.routes.waitForChange(call.pid, route.epoch, Math.min(MOVE_WAIT_MS, 20 * 2 ** hop));
+      return;
+    }
+    if (error instanceof ServerUnavailableError || error instanceof TimeoutError) {
+      // The call may have run: retrying with the same id runs it at most once.
+      state.problem = error.message;
+      state.unreachable = error;
+      node.routes.forget(call.pid);
+      return;
+    }
+    throw error;
+  }
+}
+
+/** One call to a player, as PlayerCaller tries it. */
+interface Call {
+  pid: number;
+  path: string[];
+  args: unknown[];
+  id: string;
+  needsSuperjson: boolean;
+  /** Whether its parameters are plain JSON when its arguments are. */
+  plain: boolean;
+}
+
+/** Where the tries of one call stand. */
+interface Attempts {
+  hop: number;
+  rechecked: boolean;
+  problem: string;
+  unreachable: Error | null;
 }
 
 function allStrings(list: unknown): boolean {

@@ -129,19 +129,21 @@ export class PlayerHost {
   }
 
   /** Saves the player (fenced by his epoch). A refused save means another server owns him now: he is dropped here. */
-  async save(loaded: LoadedPlayer): Promise<void> {
+  save(loaded: LoadedPlayer): Promise<void> {
     let taken: [string, string][] = [];
-    try {
-      await this.saves.save(loaded.pid, loaded.epoch, () => {
-        taken = loaded.player.takeNewCalls();
-        return { data: loaded.player.toDocument(), calls: taken };
-      });
-      loaded.player.dirty = false;
-    } catch (error) {
-      loaded.player.returnNewCalls(taken);
-      if (error instanceof StaleOwnerError) this.drop(loaded, 'another server owns this player now');
-      throw error;
-    }
+    return this.saves.save(loaded.pid, loaded.epoch, () => {
+      taken = loaded.player.takeNewCalls();
+      return { data: loaded.player.toDocument(), calls: taken };
+    }).then(
+      () => {
+        loaded.player.dirty = false;
+      },
+      (error: unknown) => {
+        loaded.player.returnNewCalls(taken);
+        if (error instanceof StaleOwnerError) this.drop(loaded, 'another server owns this player now');
+        throw error;
+      },
+    );
   }
 
   /** Forgets the player without saving (his copy here is not the writable one any more). */
@@ -159,52 +161,65 @@ export class PlayerHost {
    * him is saved (fenced) before this resolves. `callId` makes a retried call return the
    * remembered result instead of running twice.
    */
-  async invoke(pid: number, path: string[], args: unknown[], callId: string): Promise<unknown> {
-    const key = path.join('.');
-    if (!Object.prototype.hasOwnProperty.call(this.model.surface, key)) {
-      throw new NotExportedError(
-        `${key || '(empty path)'} is not callable on a player: it is not in the player's RPC surface ` +
-          `(${Object.keys(this.model.surface).join(', ')}).`,
-        { path: key },
-      );
-    }
-    const loaded = this.players.get(pid);
-    if (!loaded) return this.notHere(pid);
-    if (loaded.state === 'leaving') {
-      throw new PlayerMovedError(`Player ${pid} is moving to another server right now; retry once he has arrived.`, { pid, at: '' });
-    }
-    const remembered = loaded.player.rememberedCall(callId);
-    if (remembered) return remembered.result;
-    // The same call arriving again while it runs (a retry overtaking its first try) waits for it.
-    const running = this.running.get(callId);
-    if (running) return running;
-    const result = this.run(loaded, path, args, callId);
-    this.running.set(callId, result);
+  invoke(pid: number, path: string[], args: unknown[], callId: string): Promise<unknown> {
+    // Promises chained by hand, not async functions: a call here is a few steps, and each await
+    // cost a turn of the microtask queue on the way in and out.
     try {
-      return await result;
-    } finally {
-      this.running.delete(callId);
+      const key = path.length === 1 ? path[0]! : path.join('.');
+      if (!Object.prototype.hasOwnProperty.call(this.model.surface, key)) {
+        throw new NotExportedError(
+          `${key || '(empty path)'} is not callable on a player: it is not in the player's RPC surface ` +
+            `(${Object.keys(this.model.surface).join(', ')}).`,
+          { path: key },
+        );
+      }
+      const loaded = this.players.get(pid);
+      if (!loaded) return this.notHere(pid);
+      if (loaded.state === 'leaving') {
+        throw new PlayerMovedError(`Player ${pid} is moving to another server right now; retry once he has arrived.`, { pid, at: '' });
+      }
+      const remembered = loaded.player.rememberedCall(callId);
+      if (remembered) return Promise.resolve(remembered.result);
+      // The same call arriving again while it runs (a retry overtaking its first try) waits for it.
+      const running = this.running.get(callId);
+      if (running) return running;
+      const result = this.run(loaded, path, args, callId, key);
+      this.running.set(callId, result);
+      const done = () => {
+        this.running.delete(callId);
+      };
+      result.then(done, done);
+      return result;
+    } catch (error) {
+      return Promise.reject(error);
     }
   }
 
   /** Calls that are running now, by call id. */
   private readonly running = new Map<string, Promise<unknown>>();
 
-  private async run(loaded: LoadedPlayer, path: string[], args: unknown[], callId: string): Promise<unknown> {
-    const key = path.join('.');
+  private run(loaded: LoadedPlayer, path: string[], args: unknown[], callId: string, key: string): Promise<unknown> {
     let target: any = loaded.player;
-    for (const segment of path.slice(0, -1)) target = target[segment];
+    for (let i = 0; i < path.length - 1; i++) target = target[path[i]!];
     const method = target[path[path.length - 1]!];
     if (typeof method !== 'function') {
       throw new NotExportedError(`${key} is in the player's RPC surface but is not a method of the player model: fix the host's surface.`, { path: key });
     }
-    const result = await method.apply(target, args);
-    if (loaded.player.dirty || this.model.surface[key] === 'write') {
-      loaded.player.rememberCall(callId, result);
-      await this.save(loaded);
-      this.afterSave?.(loaded);
+    const result: unknown = method.apply(target, args);
+    if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
+      return Promise.resolve(result).then((value) => this.finish(loaded, key, callId, value));
     }
-    return result;
+    return this.finish(loaded, key, callId, result);
+  }
+
+  /** After the method ran: a call that changed the player is remembered and saved before it is answered. */
+  private finish(loaded: LoadedPlayer, key: string, callId: string, result: unknown): Promise<unknown> {
+    if (!loaded.player.dirty && this.model.surface[key] !== 'write') return Promise.resolve(result);
+    loaded.player.rememberCall(callId, result);
+    return this.save(loaded).then(() => {
+      this.afterSave?.(loaded);
+      return result;
+    });
   }
 
   /** Called after a remote call that changed a player was saved (the game server keeps his profile in step). */

@@ -240,7 +240,7 @@ export class ScriptHost {
       throw new NotFoundError(`no script bundle named "${name}" is loaded on this server; load it first (loaded: ${loaded.length ? loaded.join(', ') : 'none'})`);
     }
     if (!Array.isArray(args)) throw new ValueTypeError(`${name}.${fn}: args must be a list of values, e.g. [pid]`);
-    const needsMoreThanJson = checkValue(args, `${name}.${fn}: args`, this.limits.maxValueBytes);
+    const needsMoreThanJson = checkValue(args, () => `${name}.${fn}: args`, this.limits.maxValueBytes);
     if (!entry.current) {
       entry.current = this.makeInstance(entry.version);
       entry.isolatesMade++;
