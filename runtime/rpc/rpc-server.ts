@@ -74,7 +74,9 @@ export class RpcServer {
   /** Starts listening; resolves with the bound address. */
   async listen(): Promise<string> {
     const { host, port } = this.options;
-    const wss = new WebSocketServer({ host, port, maxPayload: this.options.maxMessageBytes ?? 8 * 1024 * 1024 });
+    // UTF-8 is not validated frame by frame: a message is parsed as JSON, and bytes that are not
+    // UTF-8 read as U+FFFD, which a sender could as well have sent.
+    const wss = new WebSocketServer({ host, port, maxPayload: this.options.maxMessageBytes ?? 8 * 1024 * 1024, skipUTF8Validation: true });
     await new Promise<void>((resolve, reject) => {
       wss.once('listening', resolve);
       wss.once('error', reject);
