@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ScriptError, ScriptHost, ScriptLimitError, type ScriptHostOptions } from '../runtime/sandbox/index.js';
-import { RecordingServices, quietLogger } from './fixtures/script-services.js';
+import { RecordingServices, quietLogger, rejection } from './fixtures/script-services.js';
 
 const test = suite('sandbox abuse');
 
@@ -23,16 +23,6 @@ function makeHost(options: Partial<ScriptHostOptions> = {}) {
   return { host, services, hostLog };
 }
 
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  let value: unknown;
-  try {
-    value = await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  assert.unreachable(`expected a rejection, got ${String(value)}`);
-  throw new Error('unreachable');
-}
 
 /** A well-behaved bundle that reaches a player: it must keep answering through everything below. */
 const GOOD = `export async function main(pid) { return 'good:' + await cproxyplayer.new(pid).addgold(1, 'good'); }`;

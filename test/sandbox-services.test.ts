@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { InsufficientResourceError, InvalidArgumentError, NotExportedError } from '../runtime/errors.js';
 import { ScriptError, ScriptHost } from '../runtime/sandbox/index.js';
 import { SCRIPT_SERVICE_SURFACE } from '../runtime/services/script-surface.js';
-import { RecordingServices, quietLogger } from './fixtures/script-services.js';
+import { RecordingServices, quietLogger, rejection } from './fixtures/script-services.js';
 
 const test = suite('sandbox services');
 
@@ -30,16 +30,6 @@ function makeHost() {
   return { host, services, hostLog };
 }
 
-/** The rejection of `promise` (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    const value = await promise;
-    assert.unreachable(`expected a rejection, got ${JSON.stringify(value)}`);
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('unreachable');
-}
 
 test('services is a frozen, fixed surface: exactly the methods the host allows, nothing to change or add', async () => {
   const { host, services } = makeHost();

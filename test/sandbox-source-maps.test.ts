@@ -10,7 +10,7 @@ import { join, relative } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BundleError, ScriptError, ScriptHost, bundleScript } from '../runtime/sandbox/index.js';
-import { RecordingServices, quietLogger } from './fixtures/script-services.js';
+import { RecordingServices, quietLogger, rejection } from './fixtures/script-services.js';
 
 const test = suite('script source maps and kuafu bundle');
 
@@ -32,16 +32,6 @@ test.after(async () => {
   rmSync(out, { recursive: true, force: true });
 });
 
-async function rejection(promise: Promise<unknown>): Promise<ScriptError> {
-  let value: unknown;
-  try {
-    value = await promise;
-  } catch (error) {
-    return error as ScriptError;
-  }
-  assert.unreachable(`expected a rejection, got ${String(value)}`);
-  throw new Error('unreachable');
-}
 
 /** Runs the `kuafu` command as a user does; resolves with its exit code and output. */
 function kuafu(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -58,7 +48,7 @@ function kuafu(args: string[]): Promise<{ code: number | null; stdout: string; s
 
 test("a script's error names the designer's .ts file and line, in the message, the location and the stack", async () => {
   await host.loadFile(FIXTURE);
-  const error = await rejection(host.run('throws', 'main', [1]));
+  const error = await rejection<ScriptError>(host.run('throws', 'main', [1]));
   assert.instance(error, ScriptError);
   assert.equal(error.location, { file: FIXTURE, line: 14, column: error.location!.column });
   assert.match(error.message, /^throws\.main failed at test\/fixtures\/scripts\/throws\.ts:14:\d+: TypeError: Cannot read properties of undefined \(reading 'gold'\)$/);
@@ -67,14 +57,14 @@ test("a script's error names the designer's .ts file and line, in the message, t
 });
 
 test('an uncaught remote error points at the line of the remote call', async () => {
-  const error = await rejection(host.run('throws', 'remote', [404]));
+  const error = await rejection<ScriptError>(host.run('throws', 'remote', [404]));
   assert.is(error.kind, 'PlayerOffline');
   assert.equal(error.location && [error.location.file, error.location.line], [FIXTURE, 19]);
   assert.match(error.message, /throws\.ts:19:\d+: PlayerOfflineError: player 404 is offline/);
 });
 
 test('an error in an imported module points at that module, and the stack walks back to the caller', async () => {
-  const error = await rejection(host.run('throws', 'nested', [3]));
+  const error = await rejection<ScriptError>(host.run('throws', 'nested', [3]));
   assert.equal(error.location && [error.location.file, error.location.line], [HELPER, 4]);
   assert.match(error.message, /RangeError: no reward for player 3$/);
   const frames = error.frames.join('\n');
@@ -112,7 +102,7 @@ test("kuafu bundle's output loads into a host, runs, and its errors still name t
   await host.loadFile(join(out, 'test_rpc.js'), 'bundled_rpc');
   assert.is(await host.run('bundled_rpc', 'main', [42]), 10);
   await host.loadFile(join(out, 'throws.js'), 'bundled_throws');
-  const error = await rejection(host.run('bundled_throws', 'main', [1]));
+  const error = await rejection<ScriptError>(host.run('bundled_throws', 'main', [1]));
   assert.equal(error.location && [error.location.file, error.location.line], [FIXTURE, 14]);
   // Given as text with its map (as `kuafu script run` sends it), the lines are there too.
   await host.reload('sent', {
@@ -120,7 +110,7 @@ test("kuafu bundle's output loads into a host, runs, and its errors still name t
     map: readFileSync(join(out, 'throws.js.map'), 'utf8'),
     file: join(out, 'throws.js'),
   });
-  const sent = await rejection(host.run('sent', 'nested', [1]));
+  const sent = await rejection<ScriptError>(host.run('sent', 'nested', [1]));
   assert.equal(sent.location && [sent.location.file, sent.location.line], [HELPER, 4]);
 });
 

@@ -11,7 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, NotExportedError, NotFoundError, ValueTypeError } from '../runtime/errors.js';
 import { ScriptError, ScriptHost, type ScriptHostOptions } from '../runtime/sandbox/index.js';
-import { RecordingServices, quietLogger } from './fixtures/script-services.js';
+import { RecordingServices, quietLogger, rejection } from './fixtures/script-services.js';
 
 const test = suite('script host');
 
@@ -22,17 +22,6 @@ function makeHost(options: Partial<ScriptHostOptions> = {}) {
   return { host, services, hostLog };
 }
 
-/** The rejection of `promise` (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  let value: unknown;
-  try {
-    value = await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  assert.unreachable(`expected a rejection, got ${String(value)}`);
-  throw new Error('unreachable');
-}
 
 const hosts: ScriptHost[] = [];
 test.after.each(async () => {

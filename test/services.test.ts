@@ -39,6 +39,7 @@ import {
   EVENT_DEADLINE_MS, cleanupCluster, eventually, onCleanup, rejectionOf, runKuafu, spawnServe, within, type ServeProcess,
 } from './harness/cluster.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
+import { seeded } from './harness/random.js';
 
 const test = suite('services');
 
@@ -49,17 +50,6 @@ const SERVED = ['DC', 'GUILD1', 'GUILD2', 'RANK', 'ACCOUNT', 'GS1-battle', 'GS2-
 const SEED = Number(process.env.KUAFU_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
 console.log(`services: seed ${SEED} (replay with KUAFU_TEST_SEED=${SEED})`);
 
-/** mulberry32: a seeded generator of numbers in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- the cluster ------------------------------------------------------------------------------
 

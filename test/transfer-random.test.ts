@@ -21,6 +21,7 @@ import type { Entered, KuafuClient } from '../runtime/client/kuafu-client.js';
 import { KuafuError } from '../runtime/errors.js';
 import type { RouteChange } from '../runtime/store/store.js';
 import { GameCluster } from './harness/game-cluster.js';
+import { seeded } from './harness/random.js';
 
 const test = suite('transfer random');
 
@@ -34,17 +35,6 @@ const FIRST_PID = 5001;
 const SEED = process.env.KUAFU_TEST_SEED ? Number(process.env.KUAFU_TEST_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
 console.log(`transfer-random: seed ${SEED} (replay with KUAFU_TEST_SEED=${SEED})`);
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Add = { kind: 'gold'; amount: number } | { kind: 'item'; type: number; count: number };
 type Step = { kind: 'go'; pick: number; race: Add | null } | { kind: 'add'; add: Add } | { kind: 'relog' };
@@ -173,7 +163,7 @@ async function runSteps(player: PlayerRecord, steps: Step[]): Promise<void> {
 }
 
 test(`${PLAYERS} players, ${TRANSFERS}+ random transfers with adds on whichever server owns each: nothing lost, nothing doubled, one owner per epoch`, async () => {
-  const steps = plan(mulberry32(SEED));
+  const steps = plan(seeded(SEED));
   for (let i = 0; i < PLAYERS; i++) {
     const pid = FIRST_PID + i;
     const home = SERVERS[i % SERVERS.length]!;

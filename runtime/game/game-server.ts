@@ -78,7 +78,9 @@ export class GameServer {
     this.tokenTtlMs = options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS;
     this.scripts = new Scripting(node);
     // The profile mirrors the player's level: a level-up is pushed to every server that shows him.
+    const profilesKept = node.cluster.servers.some((server) => server.roles.includes('datacenter'));
     this.host.afterSave = (loaded) => {
+      if (!profilesKept) return; // no datacenter in this cluster: no profiles to keep in step
       const level = loaded.player.getlevel();
       if (this.levels.get(loaded.pid) === level) return;
       this.levels.set(loaded.pid, level);

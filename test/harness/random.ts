@@ -1,0 +1,13 @@
+/** Seeded randomness for tests: the seed is printed, and KUAFU_TEST_SEED replays a run. */
+
+/** mulberry32: a small seeded generator of numbers uniform in [0, 1). */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
