@@ -14,51 +14,70 @@ export interface Snapshot {
 interface PendingSave {
   epoch: number;
   snapshot: () => Snapshot;
-  waiters: { resolve: () => void; reject: (error: Error) => void }[];
+  /** One promise for everyone waiting for this save (64 calls in a tick: one promise, not 64). */
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (error: Error) => void;
 }
 
 export class SaveQueue {
   private pending = new Map<number, PendingSave>();
   private scheduled = false;
+  private readonly flushBound = () => this.flush();
 
   constructor(private readonly store: Store) {}
 
   /** Saves the player's document (taken when the batch leaves) under `epoch`; resolves once stored. */
   save(pid: number, epoch: number, snapshot: () => Snapshot): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let entry = this.pending.get(pid);
-      if (!entry || entry.epoch !== epoch) {
-        if (entry) void this.flush(); // a save under another epoch must not be merged: send what is queued first
-        entry = { epoch, snapshot, waiters: [] };
-        this.pending.set(pid, entry);
-      }
-      entry.snapshot = snapshot;
-      entry.waiters.push({ resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        process.nextTick(() => void this.flush());
-      }
-    });
+    let entry = this.pending.get(pid);
+    if (!entry || entry.epoch !== epoch) {
+      if (entry) this.flush(); // a save under another epoch must not be merged: send what is queued first
+      let resolve!: () => void;
+      let reject!: (error: Error) => void;
+      const done = new Promise<void>((yes, no) => {
+        resolve = yes;
+        reject = no;
+      });
+      entry = { epoch, snapshot, done, resolve, reject };
+      this.pending.set(pid, entry);
+    }
+    entry.snapshot = snapshot;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flushBound);
+    }
+    return entry.done;
   }
 
-  private async flush(): Promise<void> {
+  private flush(): void {
     this.scheduled = false;
-    const batch = [...this.pending.entries()];
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
     this.pending = new Map();
-    if (batch.length === 0) return;
-    let results: (Error | null)[];
+    const entries: PendingSave[] = [];
+    let answer: Promise<(Error | null)[]>;
     try {
-      const saves = batch.map(([pid, entry]) => ({ pid, epoch: entry.epoch, ...entry.snapshot() }));
-      results = await this.store.saveDocuments(saves);
-    } catch (error) {
-      results = batch.map(() => error as Error);
-    }
-    batch.forEach(([, entry], i) => {
-      const error = results[i];
-      for (const waiter of entry.waiters) {
-        if (error) waiter.reject(error);
-        else waiter.resolve();
+      const saves = [];
+      for (const [pid, entry] of batch) {
+        const { data, calls } = entry.snapshot();
+        saves.push({ pid, epoch: entry.epoch, data, calls });
+        entries.push(entry);
       }
-    });
+      answer = this.store.saveDocuments(saves);
+    } catch (error) {
+      answer = Promise.reject(error);
+    }
+    answer.then(
+      (results) => {
+        for (let i = 0; i < entries.length; i++) {
+          const error = results[i];
+          if (error) entries[i]!.reject(error);
+          else entries[i]!.resolve();
+        }
+      },
+      (error: Error) => {
+        for (const entry of batch.values()) entry.reject(error);
+      },
+    );
   }
 }
