@@ -33,7 +33,7 @@ export interface ScriptHostOptions {
   /**
    * The longest one stretch of synchronous script work may hold this server's main thread, in ms
    * (default 1000, at most `deadlineMs`). Script code runs on the main thread between awaits; a
-   * loop that runs longer than this is stopped.
+   * loop that runs longer than this (by up to 50 ms more: limits end on a 50 ms grid) is stopped.
    */
   syncLimitMs?: number;
   /** The largest value that may cross the sandbox's edge, in bytes (default 1 MiB). */
