@@ -53,21 +53,8 @@ const INVALID_PARAMS = {
   message: 'Invalid params: a kuafu method takes one value, sent as params [value] or superjson {json, meta}',
 };
 
-/** A method as both dispatchers call it: the argument as it came, the caller, and a node-style callback. */
-type Runner = (params: unknown, context: CallContext, callback: (error: unknown, result?: unknown) => void) => void;
-
-/** A request the direct path answers: JSON-RPC 2.0, a method of this server, an id, params. */
-interface PlainRequest {
-  jsonrpc: '2.0';
-  id: string | number;
-  method: string;
-  params: unknown;
-}
-
 export class RpcServer {
   private readonly dispatcher: jayson.Server;
-  /** The methods by name (no prototype: a name like `constructor` is simply unknown). */
-  private readonly runners: Record<string, Runner> = Object.create(null) as Record<string, Runner>;
   private wss: WebSocketServer | null = null;
   private readonly sockets = new Set<WebSocket>();
   private boundUrl = '';
@@ -75,9 +62,7 @@ export class RpcServer {
   constructor(private readonly options: RpcServerOptions) {
     this.dispatcher = new jayson.Server({}, { useContext: true });
     for (const name of Object.keys(options.methods)) {
-      const runner = this.wrap(name, options.methods[name]!);
-      this.runners[name] = runner;
-      this.dispatcher.method(name, new jayson.Method(runner as unknown as jayson.MethodHandlerContext, { useContext: true }));
+      this.dispatcher.method(name, this.wrap(name, options.methods[name]!));
     }
   }
 
@@ -113,9 +98,10 @@ export class RpcServer {
     await new Promise<void>((resolve) => wss.close(() => resolve()));
   }
 
-  private wrap(name: string, handler: MethodHandler): Runner {
+  private wrap(name: string, handler: MethodHandler): jayson.Method {
     const log = this.options.log;
-    return (params: unknown, context: CallContext, callback: (error: unknown, result?: unknown) => void) => {
+    return new jayson.Method(
+      ((params: unknown, context: CallContext, callback: (error: unknown, result?: unknown) => void) => {
         let arg: unknown;
         try {
           arg = decodeValue(params);
@@ -149,7 +135,9 @@ export class RpcServer {
         }
         if (result instanceof Promise) result.then(reply, fail);
         else reply(result);
-    };
+      }) as unknown as jayson.MethodHandlerContext,
+      { useContext: true },
+    );
   }
 
   private accept(ws: WebSocket): void {
@@ -167,79 +155,14 @@ export class RpcServer {
     ws.send(JSON.stringify({ jsonrpc: '2.0', method: CHALLENGE_METHOD, params: { server: this.options.name, nonce } }));
     ws.on('message', (data) => {
       const text = data.toString();
-      if (context.peer) this.dispatch(ws, text, context);
-      else this.handshake(ws, text, nonce, context);
-    });
-  }
-
-  /**
-   * Answers one message of an authenticated peer. Requests of the usual shape (a method of this
-   * server, with an id and params; alone or in a batch) are run directly, the answer built here;
-   * anything else — unparsable text, notifications, unknown methods, invalid requests — goes to
-   * jayson, which answers it as JSON-RPC 2.0 says. Both run the same method wrappers.
-   */
-  private dispatch(ws: WebSocket, text: string, context: CallContext): void {
-    let message: unknown;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      this.viaJayson(ws, text, context);
-      return;
-    }
-    if (Array.isArray(message)) {
-      const requests = message as unknown[];
-      if (requests.length === 0) {
-        this.viaJayson(ws, message, context);
-        return;
-      }
-      for (let i = 0; i < requests.length; i++) {
-        if (!this.isPlain(requests[i])) {
-          this.viaJayson(ws, message, context);
-          return;
-        }
-      }
-      const answers = new Array<unknown>(requests.length);
-      let waiting = requests.length;
-      for (let i = 0; i < requests.length; i++) {
-        this.run(requests[i] as PlainRequest, context, (answer) => {
-          answers[i] = answer;
-          if (--waiting === 0) ws.send(JSON.stringify(answers));
+      if (context.peer) {
+        this.dispatcher.call(text, context, (error: unknown, response: unknown) => {
+          const answer = error ?? response;
+          if (answer) ws.send(JSON.stringify(answer));
         });
+      } else {
+        this.handshake(ws, text, nonce, context);
       }
-      return;
-    }
-    if (this.isPlain(message)) {
-      this.run(message, context, (answer) => ws.send(JSON.stringify(answer)));
-      return;
-    }
-    this.viaJayson(ws, message, context);
-  }
-
-  private isPlain(request: unknown): request is PlainRequest {
-    if (request === null || typeof request !== 'object' || Array.isArray(request)) return false;
-    const { jsonrpc, id, method, params } = request as Record<string, unknown>;
-    return jsonrpc === '2.0' && (typeof id === 'number' || typeof id === 'string') && typeof method === 'string'
-      && this.runners[method] !== undefined && params !== null && typeof params === 'object';
-  }
-
-  /** Runs one plain request; `done` gets its JSON-RPC response (a result, or an error as jayson gives it). */
-  private run(request: PlainRequest, context: CallContext, done: (answer: unknown) => void): void {
-    const { id } = request;
-    this.runners[request.method]!(request.params, context, (error, result) => {
-      if (error === null || error === undefined) {
-        done({ jsonrpc: '2.0', id, result: result ?? null });
-        return;
-      }
-      const { code, message } = error as { code?: unknown; message?: unknown };
-      const valid = typeof code === 'number' && Number.isInteger(code) && typeof message === 'string';
-      done({ jsonrpc: '2.0', id, error: valid ? error : { code: JSONRPC_CODES.InternalError, message: 'Internal error' } });
-    });
-  }
-
-  private viaJayson(ws: WebSocket, message: unknown, context: CallContext): void {
-    this.dispatcher.call(message as jayson.JSONRPCRequestLike, context, (error: unknown, response: unknown) => {
-      const answer = error ?? response;
-      if (answer) ws.send(JSON.stringify(answer));
     });
   }
 
