@@ -10,6 +10,7 @@ import {
   PlayerMovedError, PlayerOfflineError, ServerUnavailableError, TimeoutError,
 } from '../errors.js';
 import type { ServerNode } from '../cluster/server-node.js';
+import type { CallDone } from '../rpc/peer-client.js';
 import { checkValue } from '../rpc/values.js';
 import { ownerOf, type Route } from '../store/store.js';
 
@@ -33,27 +34,45 @@ export class PlayerCaller {
 
   /** Calls the method at `path` on player `pid` wherever he is; resolves with its result. */
   invoke(pid: number, path: string[], args: unknown[], id = this.newCallId()): Promise<unknown> {
+    return new Promise((resolve, reject) => this.invokeWith(pid, path, args, (ok, value) => (ok ? resolve(value) : reject(value)), id));
+  }
+
+  /**
+   * `invoke` that reports to `done` — `(true, result)` or `(false, error)`, once, never
+   * synchronously — instead of answering a promise. In the hot case (the route is cached, the
+   * owner is another server) the reply reaches `done` with no promise and no turn of the microtask
+   * queue in between; anything else, and any failure, goes the long way (follows, retries).
+   */
+  invokeWith(pid: number, path: string[], args: unknown[], done: CallDone, id = this.newCallId()): void {
     const { node } = this;
     let needsSuperjson: boolean;
     try {
       needsSuperjson = checkValue(args, () => `the arguments of ${path.join('.')}`);
     } catch (error) {
-      return Promise.reject(error);
+      queueMicrotask(() => done(false, error));
+      return;
     }
     // The call's parameters are plain JSON when its arguments are (checked once, here).
     const plain = typeof pid === 'number' && Number.isFinite(pid) && !Object.is(pid, -0) && typeof id === 'string' && allStrings(path);
     const call: Call = { pid, path, args, id, needsSuperjson, plain };
-    // The hot case, without an async function's turns of the microtask queue: the route is cached
-    // and the owner is another server. Anything else, and any failure, goes the long way.
+    const longWay = (first?: { error: unknown; route: Route }) => {
+      this.attempts(call, { hop: first ? 1 : 0, rechecked: false, problem: '', unreachable: null }, first).then(
+        (value) => done(true, value),
+        (error: unknown) => done(false, error),
+      );
+    };
     const route = node.routes.peek(pid);
     if (route && route.online && plain) {
       const owner = ownerOf(route);
       if (owner !== node.name) {
-        return node.peer(owner).callChecked('player.invoke', { pid, path, args, id }, needsSuperjson)
-          .then(undefined, (error: unknown) => this.attempts(call, { hop: 1, rechecked: false, problem: '', unreachable: null }, { error, route }));
+        node.peer(owner).callCheckedWith('player.invoke', { pid, path, args, id }, needsSuperjson, (ok, value) => {
+          if (ok) done(true, value);
+          else longWay({ error: value, route });
+        });
+        return;
       }
     }
-    return this.attempts(call, { hop: 0, rechecked: false, problem: '', unreachable: null });
+    longWay();
   }
 
   /** Reaches the player, following him and retrying (bounded); `first` is how a first try ended, if one was made. */

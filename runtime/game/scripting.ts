@@ -24,6 +24,10 @@ export class ClusterScriptServices implements ScriptServices {
     return this.node.players.invoke(pid, path, args);
   }
 
+  invokePlayerWith(pid: number, path: string[], args: unknown[], done: (ok: boolean, value: unknown) => void): void {
+    this.node.players.invokeWith(pid, path, args, done);
+  }
+
   async getKuafuPlayer(pid: number): Promise<KuafuPlayerInfo | null> {
     const route = await this.node.store.getRoute(pid);
     if (!route || !route.online) return null;

@@ -37,10 +37,12 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+/** How a call ends: `(true, result)` or `(false, error)`. Called once, never synchronously. */
+export type CallDone = (ok: boolean, value: unknown) => void;
+
 interface Pending {
   method: string;
-  resolve: (value: any) => void;
-  reject: (error: Error) => void;
+  done: CallDone;
   /** When the call times out (performance.now() ms), and its deadline as asked. */
   deadline: number;
   timeoutMs: number;
@@ -107,7 +109,7 @@ export class PeerClient {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.send<T>(method, wire, options);
+    return new Promise<T>((resolve, reject) => this.send(method, wire, options, (ok, value) => (ok ? resolve(value as T) : reject(value))));
   }
 
   /**
@@ -115,36 +117,45 @@ export class PeerClient {
    * limit, or a smaller one): `needsSuperjson` is what the check answered.
    */
   callChecked<T = unknown>(method: string, arg: unknown, needsSuperjson: boolean, options?: CallOptions): Promise<T> {
-    return this.send<T>(method, encodeChecked(arg, needsSuperjson), options);
+    return new Promise<T>((resolve, reject) => this.send(method, encodeChecked(arg, needsSuperjson), options, (ok, value) => (ok ? resolve(value as T) : reject(value))));
   }
 
-  private send<T>(method: string, wire: unknown, options: CallOptions | undefined): Promise<T> {
+  /**
+   * `callChecked` that reports to `done` instead of answering a promise (no promise, and no turn of
+   * the microtask queue between the reply and its caller).
+   */
+  callCheckedWith(method: string, arg: unknown, needsSuperjson: boolean, done: CallDone, options?: CallOptions): void {
+    this.send(method, encodeChecked(arg, needsSuperjson), options, done);
+  }
+
+  private send(method: string, wire: unknown, options: CallOptions | undefined, done: CallDone): void {
     if (this.closed) {
-      return Promise.reject(new ServerUnavailableError(`The connection to ${this.options.peer} was closed by this server; make a new PeerClient.`, { server: this.options.peer }));
+      const error = new ServerUnavailableError(`The connection to ${this.options.peer} was closed by this server; make a new PeerClient.`, { server: this.options.peer });
+      queueMicrotask(() => done(false, error));
+      return;
     }
     let params: string;
     try {
       params = JSON.stringify(wire);
     } catch (error) {
-      return Promise.reject(error);
+      queueMicrotask(() => done(false, error));
+      return;
     }
     const id = this.nextId++;
     const text = `{"jsonrpc":"2.0","id":${id},"method":${JSON.stringify(method)},"params":${params}}`;
     const timeoutMs = options?.timeoutMs ?? this.timeoutMs;
     const deadline = performance.now() + timeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { method, resolve, reject, deadline, timeoutMs });
-      if (deadline < this.timerAt) this.armTimer(deadline);
-      else if (!this.timerRefed) {
-        this.timer!.ref();
-        this.timerRefed = true;
-      }
-      this.outbox.push(text);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        process.nextTick(this.flushBound);
-      }
-    });
+    this.pending.set(id, { method, done, deadline, timeoutMs });
+    if (deadline < this.timerAt) this.armTimer(deadline);
+    else if (!this.timerRefed) {
+      this.timer!.ref();
+      this.timerRefed = true;
+    }
+    this.outbox.push(text);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flushBound);
+    }
   }
 
   private armTimer(at: number): void {
@@ -308,14 +319,17 @@ export class PeerClient {
     this.pending.delete(id);
     if (this.pending.size === 0) this.idleTimer();
     if (reply.error) {
-      call.reject(fromWire(reply.error, `server ${this.options.peer}, method ${call.method}`));
+      end(call, false, fromWire(reply.error, `server ${this.options.peer}, method ${call.method}`));
       return;
     }
+    let value: unknown;
     try {
-      call.resolve(decodeValue(reply.result));
+      value = decodeValue(reply.result);
     } catch {
-      call.reject(new InternalError(`Server ${this.options.peer} sent an unreadable result for ${call.method}; is it the same kuafu version?`));
+      end(call, false, new InternalError(`Server ${this.options.peer} sent an unreadable result for ${call.method}; is it the same kuafu version?`));
+      return;
     }
+    end(call, true, value);
   }
 
   private expire(id: number, timeoutMs: number): void {
@@ -323,7 +337,7 @@ export class PeerClient {
     if (!call) return;
     this.pending.delete(id);
     if (this.pending.size === 0) this.idleTimer();
-    call.reject(new TimeoutError(
+    end(call, false, new TimeoutError(
       `Server ${this.options.peer} did not answer ${call.method} within ${timeoutMs} ms: it may be overloaded, ` +
         `paused or unreachable. The call may or may not have run.`,
       { server: this.options.peer, timeoutMs },
@@ -337,7 +351,18 @@ export class PeerClient {
     this.idleTimer();
     this.outbox = [];
     for (const call of calls) {
-      call.reject(error ?? new ServerUnavailableError(message(call.method), { server: this.options.peer }));
+      end(call, false, error ?? new ServerUnavailableError(message(call.method), { server: this.options.peer }));
     }
+  }
+}
+
+/** Ends a call; what its caller does with the answer is the caller's business (an error there is not the connection's). */
+function end(call: Pending, ok: boolean, value: unknown): void {
+  try {
+    call.done(ok, value);
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
   }
 }

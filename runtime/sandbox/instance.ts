@@ -432,7 +432,17 @@ export class BundleInstance {
     const batch = this.toSend;
     this.toSend = [];
     // One synchronous loop: the services batch the calls of one tick per server.
+    const direct = this.services.invokePlayerWith;
     for (const request of batch) {
+      if (request.op === 'invoke' && direct !== undefined) {
+        // The answer comes straight to onAnswer (no promise in between).
+        try {
+          direct.call(this.services, request.pid, request.path!, request.args!, (ok, value) => this.onAnswer(request, ok, value));
+        } catch (error) {
+          queueMicrotask(() => this.onAnswer(request, false, error));
+        }
+        continue;
+      }
       let answer: Promise<unknown>;
       try {
         answer = Promise.resolve(this.serve(request));

@@ -13,6 +13,12 @@ export interface KuafuPlayerInfo { pid: number; home_srvname: string; go_srvname
 export interface ScriptServices {
   /** Calls the method at `path` (e.g. ['itemdb', 'additembytype']) on player `pid` wherever he is: runs at most once, follows moves, PlayerOfflineError when offline, NotExportedError for a path not exported. Calls made in the same tick go out as one batch per server, so call it for all queued calls in one synchronous loop. */
   invokePlayer(pid: number, path: string[], args: unknown[]): Promise<unknown>;
+  /**
+   * Optional: `invokePlayer` reporting to `done` — `(true, result)` or `(false, error)`, once, never
+   * synchronously — instead of answering a promise (the host uses it when given: no promise and no
+   * turn of the microtask queue between the answer and the script).
+   */
+  invokePlayerWith?(pid: number, path: string[], args: unknown[], done: (ok: boolean, value: unknown) => void): void;
   /** The player's cross-server info when he is online on another server than this one, else null. */
   getKuafuPlayer(pid: number): Promise<KuafuPlayerInfo | null>;
   /** The player's profile, or null. */
