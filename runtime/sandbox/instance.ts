@@ -75,6 +75,15 @@ interface OutgoingRequest {
 
 type Ref = ivm.Reference<any>;
 
+/** What isolated-vm is told for an entry: arguments (JSON text, or copied), the outbox copied out, the sync limit. */
+interface EntryOptions {
+  arguments?: { copy: true };
+  result: { copy: true };
+  timeout: number;
+}
+const TEXT_IN: EntryOptions = { result: { copy: true }, timeout: 0 };
+const COPY_IN: EntryOptions = { arguments: { copy: true }, result: { copy: true }, timeout: 0 };
+
 /** The grid the sync limits of entries end on, ms (see BundleInstance.syncTimeout). */
 const SYNC_LIMIT_GRID_MS = 50;
 
@@ -283,8 +292,8 @@ export class BundleInstance {
     this.startRecords = [];
     this.startJson = true;
     this.enter(records, () => (json
-      ? this.startRef!.applySync(undefined, [JSON.stringify(batch)], { result: { copy: true }, timeout: this.syncTimeout() })
-      : this.startRef!.applySync(undefined, [batch], { arguments: { copy: true }, result: { copy: true }, timeout: this.syncTimeout() })
+      ? this.startRef!.applySync(undefined, [JSON.stringify(batch)], this.entryOptions(TEXT_IN))
+      : this.startRef!.applySync(undefined, [batch], this.entryOptions(COPY_IN))
     ) as Outbox);
   };
 
@@ -333,6 +342,12 @@ export class BundleInstance {
     return Math.ceil(Math.ceil((now + this.limits.syncLimitMs) / SYNC_LIMIT_GRID_MS) * SYNC_LIMIT_GRID_MS - now);
   }
 
+  /** The options of an entry (one object per kind, reused: isolated-vm reads them on every entry), with this entry's limit. */
+  private entryOptions(options: EntryOptions): EntryOptions {
+    options.timeout = this.syncTimeout();
+    return options;
+  }
+
   // ---- entries into the isolate ----------------------------------------------------------------
 
   /**
@@ -377,7 +392,7 @@ export class BundleInstance {
    */
   private afterUnhandledRejection(error: unknown): Outbox | null {
     try {
-      const outbox = this.takeRef!.applySync(undefined, [], { result: { copy: true }, timeout: this.syncTimeout() }) as Outbox;
+      const outbox = this.takeRef!.applySync(undefined, [], this.entryOptions(TEXT_IN)) as Outbox;
       const stack = error instanceof Error ? error.stack ?? `${error.name}: ${error.message}` : String(error);
       const { frames } = this.version.mapper.mapStack(stack);
       const head = error instanceof Error ? `${error.name}: ${this.version.mapper.mapText(error.message)}` : String(error);
@@ -412,8 +427,8 @@ export class BundleInstance {
     this.settlements = [];
     this.settlementsJson = true;
     this.enter(undefined, () => (json
-      ? this.settleRef!.applySync(undefined, [JSON.stringify(batch)], { result: { copy: true }, timeout: this.syncTimeout() })
-      : this.settleRef!.applySync(undefined, [batch], { arguments: { copy: true }, result: { copy: true }, timeout: this.syncTimeout() })
+      ? this.settleRef!.applySync(undefined, [JSON.stringify(batch)], this.entryOptions(TEXT_IN))
+      : this.settleRef!.applySync(undefined, [batch], this.entryOptions(COPY_IN))
     ) as Outbox);
   };
 

@@ -101,21 +101,27 @@ export const LUA: [string, string, number][] = [
        redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1])
        return {'ok'}
      end
-     local fields = {'data', ARGV[2], 'epoch', ARGV[1]}
      local length = 0
-     local i = 4
-     while i <= #ARGV do
-       local last = math.min(#ARGV, i + 1999)
-       local ids = {}
-       for j = i, last, 2 do
-         fields[#fields + 1] = 'c:' .. ARGV[j]
-         fields[#fields + 1] = ARGV[j + 1]
-         ids[#ids + 1] = ARGV[j]
+     if #ARGV == 5 then
+       -- One call result (the usual save): no tables to build.
+       redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1], 'c:' .. ARGV[4], ARGV[5])
+       length = redis.call('LPUSH', KEYS[3], ARGV[4])
+     else
+       local fields = {'data', ARGV[2], 'epoch', ARGV[1]}
+       local i = 4
+       while i <= #ARGV do
+         local last = math.min(#ARGV, i + 1999)
+         local ids = {}
+         for j = i, last, 2 do
+           fields[#fields + 1] = 'c:' .. ARGV[j]
+           fields[#fields + 1] = ARGV[j + 1]
+           ids[#ids + 1] = ARGV[j]
+         end
+         redis.call('HSET', KEYS[2], unpack(fields))
+         length = redis.call('LPUSH', KEYS[3], unpack(ids))
+         fields = {}
+         i = last + 1
        end
-       redis.call('HSET', KEYS[2], unpack(fields))
-       length = redis.call('LPUSH', KEYS[3], unpack(ids))
-       fields = {}
-       i = last + 1
      end
      -- Forget the oldest results in batches of 64, so most saves do not trim at all.
      local keep = tonumber(ARGV[3])
