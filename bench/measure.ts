@@ -53,3 +53,39 @@ export function round(value: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** One side of a comparison: a call one at a time, and a run of `total` calls with 64 in flight (calls/s). */
+export interface Side {
+  c1: () => Promise<unknown>;
+  c64: (total: number) => Promise<number>;
+}
+
+/** Medians of a comparison: calls per second at 64 in flight and p50 latency (µs) one at a time, and their ratios. */
+export interface Comparison {
+  oursPerS: number;
+  rawPerS: number;
+  throughputRatio: number;
+  oursP50Us: number;
+  rawP50Us: number;
+  latencyRatio: number;
+}
+
+/** Runs ours and the reference alternately for `rounds` rounds (printing each) and takes the medians. */
+export async function alternate(rounds: number, sides: { ours: Side; raw: Side }, c1Calls: number, c64Calls: number): Promise<Comparison> {
+  const p50 = { ours: [] as number[], raw: [] as number[] };
+  const rate = { ours: [] as number[], raw: [] as number[] };
+  for (let round = 1; round <= rounds; round++) {
+    for (const name of ['ours', 'raw'] as const) {
+      const lat = await latencies(sides[name].c1, c1Calls);
+      const cps = await sides[name].c64(c64Calls);
+      p50[name].push(percentile(lat, 50));
+      rate[name].push(cps);
+      console.log(`  round ${round} ${name.padEnd(4)}  c1 p50 ${percentile(lat, 50).toFixed(1)} µs  p99 ${percentile(lat, 99).toFixed(1)} µs   c64 ${Math.round(cps)} calls/s`);
+    }
+  }
+  const [oursPerS, rawPerS, oursP50Us, rawP50Us] = [median(rate.ours), median(rate.raw), median(p50.ours), median(p50.raw)];
+  return {
+    oursPerS: Math.round(oursPerS), rawPerS: Math.round(rawPerS), throughputRatio: round(oursPerS / rawPerS),
+    oursP50Us: round(oursP50Us, 1), rawP50Us: round(rawP50Us, 1), latencyRatio: round(oursP50Us / rawP50Us),
+  };
+}

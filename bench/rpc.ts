@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { rawJaysonClient } from './raw-jayson.js';
 import { PeerClient } from '../runtime/rpc/peer-client.js';
-import { latencies, median, percentile, round, throughput, writeResults } from './measure.js';
+import { alternate, latencies, throughput, writeResults } from './measure.js';
 import { track } from './processes.js';
 
 const PAYLOAD = { pid: 1000001, path: 'itemdb.additembytype', args: [105001, 10, null, 'test:rpc'] };
@@ -47,28 +47,19 @@ export async function runRpcBench(): Promise<Record<string, number>> {
     await throughput(call, 20_000, 64);
   }
 
-  const p50 = { ours: [] as number[], raw: [] as number[] };
-  const rate = { ours: [] as number[], raw: [] as number[] };
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const [name, call] of [['ours', ours], ['raw', raw.call]] as const) {
-      const lat = await latencies(call, C1_CALLS);
-      const cps = await throughput(call, C64_CALLS, 64);
-      p50[name].push(percentile(lat, 50));
-      rate[name].push(cps);
-      console.log(`  round ${round} ${name.padEnd(4)}  c1 p50 ${percentile(lat, 50).toFixed(1)} µs  p99 ${percentile(lat, 99).toFixed(1)} µs   c64 ${Math.round(cps)} calls/s`);
-    }
-  }
+  const at64 = (call: () => Promise<unknown>) => (total: number) => throughput(call, total, 64);
+  const compared = await alternate(ROUNDS, { ours: { c1: ours, c64: at64(ours) }, raw: { c1: raw.call, c64: at64(raw.call) } }, C1_CALLS, C64_CALLS);
   kuafu.close();
   raw.close();
   servers.stop();
 
   const results = {
-    kuafu_calls_per_s_c64: Math.round(median(rate.ours)),
-    raw_calls_per_s_c64: Math.round(median(rate.raw)),
-    throughput_ratio_c64: round(median(rate.ours) / median(rate.raw)),
-    kuafu_p50_us_c1: round(median(p50.ours), 1),
-    raw_p50_us_c1: round(median(p50.raw), 1),
-    latency_ratio_c1: round(median(p50.ours) / median(p50.raw)),
+    kuafu_calls_per_s_c64: compared.oursPerS,
+    raw_calls_per_s_c64: compared.rawPerS,
+    throughput_ratio_c64: compared.throughputRatio,
+    kuafu_p50_us_c1: compared.oursP50Us,
+    raw_p50_us_c1: compared.rawP50Us,
+    latency_ratio_c1: compared.latencyRatio,
   };
   const file = writeResults('rpc', results);
   console.log(`  throughput ratio (c64) ${results.throughput_ratio_c64}x (target >= 1.5), latency ratio (c1) ${results.latency_ratio_c1}x (target <= 1.5)`);

@@ -18,7 +18,7 @@ import { KuafuClient } from '../runtime/client/kuafu-client.js';
 import { loadConfig } from '../runtime/cluster/config.js';
 import { startServers } from '../runtime/cluster/start.js';
 import { issueLoginToken } from '../runtime/game/tokens.js';
-import { latencies, median, percentile, round, throughput, writeResults } from './measure.js';
+import { alternate, latencies, round, throughput, writeResults } from './measure.js';
 import { serve, startRedis, track, writeConfig } from './processes.js';
 
 const PID = 3_000_001;
@@ -98,17 +98,10 @@ export async function runSdkCallBench(): Promise<Record<string, number>> {
   for (const call of [ours, rawCall.call]) await latencies(call, 1000);
   await oursC64(6_000);
   await throughput(rawCall.call, 6_000, 64);
-  const p50 = { ours: [] as number[], raw: [] as number[] };
-  const rate = { ours: [] as number[], raw: [] as number[] };
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const [name, call] of [['ours', ours], ['raw', rawCall.call]] as const) {
-      const lat = await latencies(call, C1_CALLS);
-      const cps = name === 'ours' ? await oursC64(C64_CALLS) : await throughput(call, C64_CALLS, 64);
-      p50[name].push(percentile(lat, 50));
-      rate[name].push(cps);
-      console.log(`  round ${round} ${name.padEnd(4)}  c1 p50 ${percentile(lat, 50).toFixed(1)} µs  p99 ${percentile(lat, 99).toFixed(1)} µs   c64 ${Math.round(cps)} calls/s`);
-    }
-  }
+  const compared = await alternate(ROUNDS, {
+    ours: { c1: ours, c64: oursC64 },
+    raw: { c1: rawCall.call, c64: (total) => throughput(rawCall.call, total, 64) },
+  }, C1_CALLS, C64_CALLS);
   const cold = await scripts.measureColdLoad('bench_sdk_call', 10);
   const gold = await hs.players.invoke(PID, ['getgold'], []);
 
@@ -120,12 +113,12 @@ export async function runSdkCallBench(): Promise<Record<string, number>> {
   await redis.stop();
 
   const results = {
-    sdk_calls_per_s_c64: Math.round(median(rate.ours)),
-    raw_calls_per_s_c64: Math.round(median(rate.raw)),
-    throughput_ratio_c64: round(median(rate.ours) / median(rate.raw)),
-    sdk_p50_us_c1: round(median(p50.ours), 1),
-    raw_p50_us_c1: round(median(p50.raw), 1),
-    latency_ratio_c1: round(median(p50.ours) / median(p50.raw)),
+    sdk_calls_per_s_c64: compared.oursPerS,
+    raw_calls_per_s_c64: compared.rawPerS,
+    throughput_ratio_c64: compared.throughputRatio,
+    sdk_p50_us_c1: compared.oursP50Us,
+    raw_p50_us_c1: compared.rawP50Us,
+    latency_ratio_c1: compared.latencyRatio,
     bundle_cold_load_ms: round(cold.medianMs, 2),
     isolate_idle_mib: round(cold.idleMiB, 2),
   };
