@@ -264,6 +264,34 @@ function contract(name: string, backend: Backend): void {
     assert.equal(await store.getRoute(pid), { ...claimed, online: true });
   });
 
+  test('setMark is fenced by the epoch and lists the player; unlistMarked only drops listings older than `below`', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    const home = `home-${pid}`;
+    await store.ensureRoute(pid, home);
+    const away = await peer.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    await rejects(store.setMark(pid, home, 'game-2', 0), StaleOwnerError, 'a mark under an old epoch');
+    assert.is(await store.getMark(pid), null, 'a refused mark changed nothing');
+    await store.setMark(pid, home, 'game-2', away.epoch);
+    assert.equal(await peer.getMark(pid), { go: 'game-2', epoch: away.epoch });
+    assert.equal(await peer.listMarked(home), [pid]);
+
+    // A home that looked while he was at home (epoch 0) unlists what that state makes stale: not
+    // the mark of the move that happened since (the race that once lost a player from the list).
+    await store.unlistMarked(home, pid, 1);
+    assert.equal(await peer.listMarked(home), [pid], 'a listing under a later epoch stays');
+    await store.unlistMarked(home, pid, away.epoch);
+    assert.equal(await peer.listMarked(home), [pid], 'a listing under the epoch itself stays');
+
+    // He comes home (the claim clears the mark); the home unlists everything up to that epoch.
+    const back = await store.claimRoute(pid, { expectEpoch: away.epoch, at: '', online: true });
+    assert.is(await store.getMark(pid), null, 'a claim home clears the mark');
+    await peer.unlistMarked(home, pid, back.epoch + 1);
+    assert.equal(await store.listMarked(home), [], 'unlisted');
+    await store.unlistMarked(home, pid, back.epoch + 1);
+    assert.equal(await store.listMarked(home), [], 'unlisting twice is harmless');
+  });
+
   test('CAS race: of 50 concurrent claims under one epoch exactly one wins, every round', async () => {
     const { store, peer } = w();
     const pid = nextPid();

@@ -221,7 +221,7 @@ export class GameServer {
     } finally {
       this.host.arriving.delete(pid);
     }
-    this.unlist(pid);
+    this.unlist(pid, claimed.epoch);
     this.attach(session, loaded);
   }
 
@@ -351,7 +351,7 @@ export class GameServer {
     } finally {
       this.host.arriving.delete(pid);
     }
-    if (atHome) this.unlist(pid); // the claim home cleared the mark
+    if (atHome) this.unlist(pid, route.epoch); // the claim home cleared the mark
     this.attach(session, loaded);
     if (!atHome) void this.tellHome(pid, claims.home, route.epoch);
   }
@@ -418,7 +418,10 @@ export class GameServer {
         const [route, mark] = await Promise.all([this.node.store.getRoute(pid), this.node.store.getMark(pid)]);
         if (!route || !mark || route.at === '') {
           if (route && mark && route.at === '') await this.node.store.setMark(pid, this.name, '', route.epoch).catch(() => undefined);
-          await this.node.store.unlistMarked(this.name, pid);
+          // Only what this state makes stale: a move since (listed under a later epoch) stays listed.
+          // Away without a mark yet (his arrival is on its way here), his current epoch stays listed too.
+          const below = !route ? Number.MAX_SAFE_INTEGER : route.at === '' ? route.epoch + 1 : route.epoch;
+          await this.node.store.unlistMarked(this.name, pid, below);
           this.missedBeats.delete(pid);
           continue;
         }
@@ -454,8 +457,8 @@ export class GameServer {
         if (missed < MISSED_BEATS_BEFORE_RELEASE) continue;
       }
       try {
-        await this.node.store.releaseToHome(pid, epoch);
-        await this.node.store.unlistMarked(this.name, pid);
+        const back = await this.node.store.releaseToHome(pid, epoch);
+        await this.node.store.unlistMarked(this.name, pid, back.epoch + 1);
         this.node.log.info(`player ${pid} is no longer online at ${owner}${online === null ? ` (no answer for ${MISSED_BEATS_BEFORE_RELEASE} beats)` : ''}: mark cleared, he is home again`);
       } catch (error) {
         if (!(error instanceof StaleOwnerError)) throw error; // he moved meanwhile: the next beat looks again
@@ -485,9 +488,12 @@ export class GameServer {
     old.close(4000, reason);
   }
 
-  /** Drops the player from this home's list of marked players (the list may lag: the heartbeat tolerates it). */
-  private unlist(pid: number): void {
-    this.node.store.unlistMarked(this.name, pid).catch((error) => this.node.log.warn(`could not unlist player ${pid}: ${(error as Error).message}`));
+  /**
+   * Drops the player from this home's list of marked players, now that this home holds him under
+   * `epoch` (the list may lag: the heartbeat tolerates it; a later move's listing stays).
+   */
+  private unlist(pid: number, epoch: number): void {
+    this.node.store.unlistMarked(this.name, pid, epoch + 1).catch((error) => this.node.log.warn(`could not unlist player ${pid}: ${(error as Error).message}`));
   }
 
   private sweepExpectations(): void {

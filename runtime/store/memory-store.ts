@@ -19,7 +19,8 @@ export class MemoryStore implements Store {
   readonly description = 'memory (embedded, this process only)';
   private readonly routes = new Map<number, Route>();
   private readonly marks = new Map<number, Mark>();
-  private readonly marked = new Map<string, Set<number>>();
+  /** Per home: the players it marked away, with the epoch of the mark. */
+  private readonly marked = new Map<string, Map<number, number>>();
   private readonly documents = new Map<number, { text: string; epoch: number; calls: Map<string, string> }>();
   private readonly profiles = new Map<number, Profile>();
   private readonly servers = new Map<string, { record: ServerRecord; expiresAt: number }>();
@@ -104,17 +105,19 @@ export class MemoryStore implements Store {
       return;
     }
     let listed = this.marked.get(home);
-    if (!listed) this.marked.set(home, (listed = new Set()));
-    listed.add(pid);
+    if (!listed) this.marked.set(home, (listed = new Map()));
+    listed.set(pid, Math.max(listed.get(pid) ?? 0, epoch));
     this.marks.set(pid, { go, epoch });
   }
 
   async listMarked(home: string): Promise<number[]> {
-    return [...(this.marked.get(home) ?? [])];
+    return [...(this.marked.get(home)?.keys() ?? [])];
   }
 
-  async unlistMarked(home: string, pid: number): Promise<void> {
-    this.marked.get(home)?.delete(pid);
+  async unlistMarked(home: string, pid: number, below: number): Promise<void> {
+    const listed = this.marked.get(home);
+    const epoch = listed?.get(pid);
+    if (epoch !== undefined && epoch < below) listed!.delete(pid);
   }
 
   onRouteChange(listener: (change: RouteChange) => void): Unsubscribe {

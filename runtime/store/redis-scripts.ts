@@ -85,6 +85,14 @@ export const LUA: [string, string, number][] = [
     1,
   ],
   [
+    'kfUnlistMarked',
+    // KEYS: the home's marked set. ARGV: pid, below. Unlists him only if listed for an older epoch.
+    `local epoch = redis.call('ZSCORE', KEYS[1], ARGV[1])
+     if epoch and tonumber(epoch) < tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+     return 0`,
+    1,
+  ],
+  [
     'kfSaveDocument',
     // KEYS: route, doc, calls. ARGV: epoch, data, how many call results to keep, then call id and
     // result pairs. Fenced: refused unless epoch is the route's current one. Call results live in

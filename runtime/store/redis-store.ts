@@ -32,7 +32,8 @@ const documentKey = (pid: number) => `kf:{${pid}}:doc`;
 const profileKey = (pid: number) => `kf:{${pid}}:profile`;
 const callsKey = (pid: number) => `kf:{${pid}}:calls`;
 const serverKey = (name: string) => `kf:server:${name}`;
-const markedKey = (home: string) => `kf:marked:${home}`;
+/** A sorted set per home: the players it marked away, scored by the mark's epoch. */
+const markedKey = (home: string) => `kf:away:${home}`;
 // A guild's keys share the hash tag {gid}: one treasury change is one script in one slot.
 const guildKey = (gid: string) => `kf:guild:{${gid}}`;
 const guildMembersKey = (gid: string) => `kf:guild:{${gid}}:members`;
@@ -58,6 +59,7 @@ interface KuafuCommands {
   kfSetOnline(route: string, epoch: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
   kfReleaseToHome(route: string, epoch: string, pid: string, channel: string): Promise<ScriptReply>;
   kfSetMark(route: string, go: string, epoch: string): Promise<ScriptReply>;
+  kfUnlistMarked(marked: string, pid: string, below: string): Promise<number>;
   kfSaveDocument(route: string, doc: string, calls: string, epoch: string, data: string, keep: string, ...callPairs: string[]): Promise<ScriptReply>;
   kfUpdateProfile(profile: string, pid: string, channel: string, changed: string, ...fieldValues: string[]): Promise<string[]>;
   kfSyncProfileRoute(route: string, profile: string, pid: string, channel: string): Promise<string[]>;
@@ -247,18 +249,18 @@ export class RedisStore implements Store {
   async setMark(pid: number, home: string, go: string, epoch: number): Promise<void> {
     // List first (same connection, so Redis runs it first): the list may hold a player whose mark
     // is gone, never miss one who has a mark.
-    const listed = go !== '' ? this.run(() => this.redis.sadd(markedKey(home), String(pid))) : null;
+    const listed = go !== '' ? this.run(() => this.redis.zadd(markedKey(home), 'GT', epoch, String(pid))) : null;
     const reply = await this.run(() => this.redis.kfSetMark(routeKey(pid), go, String(epoch)));
     await listed;
     this.routeOrThrow(pid, epoch, reply);
   }
 
   async listMarked(home: string): Promise<number[]> {
-    return (await this.run(() => this.redis.smembers(markedKey(home)))).map(Number);
+    return (await this.run(() => this.redis.zrange(markedKey(home), '0', '-1'))).map(Number);
   }
 
-  async unlistMarked(home: string, pid: number): Promise<void> {
-    await this.run(() => this.redis.srem(markedKey(home), String(pid)));
+  async unlistMarked(home: string, pid: number, below: number): Promise<void> {
+    await this.run(() => this.redis.kfUnlistMarked(markedKey(home), String(pid), String(below)));
   }
 
   onRouteChange(listener: (change: RouteChange) => void): Unsubscribe {

@@ -253,13 +253,18 @@ export interface Store {
   /**
    * Marks the player as away at `go` ('' clears the mark) if `epoch` is still his route's epoch;
    * otherwise StaleOwnerError and nothing changes (a late message cannot undo a newer move).
-   * A set mark is also listed in `listMarked(home)` (`home` is the player's home server).
+   * A set mark is also listed in `listMarked(home)` (`home` is the player's home server), with
+   * its epoch (the highest one, when listed more than once).
    */
   setMark(pid: number, home: string, go: string, epoch: number): Promise<void>;
   /** The players `home` has marked away (may still list some whose mark was cleared since). */
   listMarked(home: string): Promise<number[]>;
-  /** Removes a player from `home`'s list of marked players. */
-  unlistMarked(home: string, pid: number): Promise<void>;
+  /**
+   * Removes a player from `home`'s list of marked players if he was listed for an epoch below
+   * `below`; a listing for `below` or later stays. So a home that saw an old state of the player
+   * cannot unlist the mark of a move that happened meanwhile: the list never misses a marked player.
+   */
+  unlistMarked(home: string, pid: number, below: number): Promise<void>;
 
   // ---- documents (fenced) -------------------------------------------------------------------------
   /** The stored document, or null when the player has none. */
