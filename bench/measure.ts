@@ -70,17 +70,48 @@ export interface Comparison {
   latencyRatio: number;
 }
 
-/** Runs ours and the reference alternately for `rounds` rounds (printing each) and takes the medians. */
+/**
+ * Calls `a` and `b` one at a time, `count` times each, interleaved call by call (a b, b a, a b, …:
+ * each goes first half the time); each side's latencies in µs, sorted. Both sides meet the same
+ * machine: on these VMs the cost of a wake-up drifts by 2x within a second, so two blocks of calls
+ * measured one after the other can disagree by more than the difference being measured.
+ */
+export async function pairedLatencies(a: () => Promise<unknown>, b: () => Promise<unknown>, count: number): Promise<[number[], number[]]> {
+  const samplesA = new Array<number>(count);
+  const samplesB = new Array<number>(count);
+  const time = async (call: () => Promise<unknown>): Promise<number> => {
+    const start = process.hrtime.bigint();
+    await call();
+    return Number(process.hrtime.bigint() - start) / 1000;
+  };
+  for (let i = 0; i < count; i++) {
+    if (i % 2 === 0) {
+      samplesA[i] = await time(a);
+      samplesB[i] = await time(b);
+    } else {
+      samplesB[i] = await time(b);
+      samplesA[i] = await time(a);
+    }
+  }
+  return [samplesA.sort((x, y) => x - y), samplesB.sort((x, y) => x - y)];
+}
+
+/**
+ * Compares ours with the reference over `rounds` rounds (printing each) and takes the medians:
+ * per round, latency one call at a time with the two sides interleaved call by call
+ * (pairedLatencies), then throughput at 64 in flight, ours and the reference one after the other.
+ */
 export async function alternate(rounds: number, sides: { ours: Side; raw: Side }, c1Calls: number, c64Calls: number): Promise<Comparison> {
   const p50 = { ours: [] as number[], raw: [] as number[] };
   const rate = { ours: [] as number[], raw: [] as number[] };
   for (let round = 1; round <= rounds; round++) {
+    const [oursLat, rawLat] = await pairedLatencies(sides.ours.c1, sides.raw.c1, c1Calls);
+    const lat = { ours: oursLat, raw: rawLat };
     for (const name of ['ours', 'raw'] as const) {
-      const lat = await latencies(sides[name].c1, c1Calls);
       const cps = await sides[name].c64(c64Calls);
-      p50[name].push(percentile(lat, 50));
+      p50[name].push(percentile(lat[name], 50));
       rate[name].push(cps);
-      console.log(`  round ${round} ${name.padEnd(4)}  c1 p50 ${percentile(lat, 50).toFixed(1)} µs  p99 ${percentile(lat, 99).toFixed(1)} µs   c64 ${Math.round(cps)} calls/s`);
+      console.log(`  round ${round} ${name.padEnd(4)}  c1 p50 ${percentile(lat[name], 50).toFixed(1)} µs  p99 ${percentile(lat[name], 99).toFixed(1)} µs   c64 ${Math.round(cps)} calls/s`);
     }
   }
   const [oursPerS, rawPerS, oursP50Us, rawP50Us] = [median(rate.ours), median(rate.raw), median(p50.ours), median(p50.raw)];

@@ -2,8 +2,9 @@
  * `npm run bench -- rpc`: one server-to-server call (an echo of a player-call-shaped payload),
  * kuafu against raw jayson (jayson.Server over its WebSocket transport, jayson.Client.websocket on one
  * connection, one request per call), same payload, same process layout (server in a child process).
- * Concurrency 1 (p50 of 10,000 calls after warm-up) and 64 in flight (50,000 calls); ours and raw
- * alternate for three rounds; the medians are reported.
+ * Concurrency 1 (p50 of 10,000 calls each after warm-up, ours and raw interleaved call by call so
+ * both meet the same machine) and 64 in flight (50,000 calls, one side after the other); three
+ * rounds; the medians are reported.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';

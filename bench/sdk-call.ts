@@ -2,10 +2,11 @@
  * `npm run bench -- sdk-call`, on Redis: a designer script in the sandbox on HS calls `addgold` on a
  * player who is on GS1 (a `kuafu serve` process), acknowledged only once saved; the reference does
  * the same work by hand — raw jayson over one WebSocket to a handler that adds the gold and saves
- * the document with one ioredis SET before answering. Concurrency 1 (p50 of 5,000 calls: one script
- * run per call, run overhead included) and 64 in flight (20,000 calls: a script keeps 64 SDK calls
- * going; the reference keeps 64 requests going on its one connection), three alternating rounds,
- * medians. Also the bundle's cold load and idle memory.
+ * the document with one ioredis SET before answering. Concurrency 1 (p50 of 5,000 calls each: one
+ * script run per call, run overhead included; ours and the reference interleaved call by call, so
+ * both meet the same machine) and 64 in flight (20,000 calls: a script keeps 64 SDK calls going;
+ * the reference keeps 64 requests going on its one connection; one side after the other), three
+ * rounds, medians. Also the bundle's cold load and idle memory.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
