@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   AlreadyExists: -32031,
   BadCredentials: -32032,
   RequestConflict: -32033,
+  TooManyAttempts: -32034,
   Internal: -32099,
 } as const;
 
@@ -150,6 +151,10 @@ export class BadCredentialsError extends KuafuError {
 export class RequestConflictError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('RequestConflict', message, details); }
 }
+/** Too many failed attempts (logins of one account): `data.retryAfterMs` says when to try again. */
+export class TooManyAttemptsError extends KuafuError {
+  constructor(message: string, details: ErrorDetails = {}) { super('TooManyAttempts', message, details); }
+}
 /** A failure on the remote side that has no kind of its own (a bug): the message says where to look. */
 export class InternalError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('Internal', message, details); }
@@ -182,6 +187,7 @@ const CLASSES: Record<ErrorKind, ErrorClass> = {
   AlreadyExists: AlreadyExistsError,
   BadCredentials: BadCredentialsError,
   RequestConflict: RequestConflictError,
+  TooManyAttempts: TooManyAttemptsError,
   Internal: InternalError,
 };
 

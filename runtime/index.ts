@@ -10,7 +10,9 @@ export { RouteCache } from './cluster/route-cache.js';
 export { ServerNode, type ServerInfo } from './cluster/server-node.js';
 export { loadConfig, parseConfig, type ClusterConfig, type ServerConfig, type Role } from './cluster/config.js';
 export { startServers, openStore, type RunningServers, type StartOptions } from './cluster/start.js';
-export { KuafuClient, ClientRequestError, type KuafuClientOptions, type Entered, type ConnectTo } from './client/kuafu-client.js';
+export {
+  KuafuClient, ClientRequestError, registerAccount, loginAccount, type KuafuClientOptions, type Entered, type ConnectTo, type LoginTicket,
+} from './client/kuafu-client.js';
 export { issueLoginToken, issueToken, verifyToken, type TokenClaims } from './game/tokens.js';
 export { GameServer, type GameServerOptions } from './game/game-server.js';
 export { Player, ItemDb, Mailbox, PLAYER_SURFACE, REFERENCE_PLAYER_MODEL, type PlayerModel, type PlayerDocument, type PlayerData } from './game/player.js';

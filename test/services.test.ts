@@ -20,7 +20,8 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { KuafuClient } from '../runtime/client/kuafu-client.js';
+import WebSocket from 'ws';
+import { ClientRequestError, KuafuClient, loginAccount, registerAccount } from '../runtime/client/kuafu-client.js';
 import { loadConfig, parseConfig, type ClusterConfig } from '../runtime/cluster/config.js';
 import type { ServerNode } from '../runtime/cluster/server-node.js';
 import { startServers, type RunningServers } from '../runtime/cluster/start.js';
@@ -79,7 +80,7 @@ function writeConfig(redisUrl: string): void {
       { name: 'GUILD1', roles: ['guild'], rpcPort: 0 },
       { name: 'GUILD2', roles: ['guild'], rpcPort: 0 },
       { name: 'RANK', roles: ['rank'], rpcPort: 0 },
-      { name: 'ACCOUNT', roles: ['account'], rpcPort: 0 },
+      { name: 'ACCOUNT', roles: ['account'], rpcPort: 0, gatewayPort: 0 },
       { name: 'GS1-battle', roles: ['battle'], rpcPort: 0 },
       { name: 'GS2-battle', roles: ['battle'], rpcPort: 0 },
     ],
@@ -465,9 +466,66 @@ test('account center: a login token opens the home gateway; a recharge reaches t
   await c.logout();
 });
 
+/** The refusal a promise ends with, as the client sees it. */
+async function refusalOf(promise: Promise<unknown>, what: string): Promise<ClientRequestError> {
+  const error = await rejectionOf(promise, EVENT_DEADLINE_MS, what);
+  assert.instance(error, ClientRequestError, `${what}: a ClientRequestError`);
+  return error as ClientRequestError;
+}
+
+test('login gateway: a game client registers and logs in on the account server itself, then enters his home', async () => {
+  const url = (await store.getServer('ACCOUNT'))?.gateway ?? '';
+  assert.match(url, /^ws:\/\//, 'the account server announces its login gateway');
+  const account = `kai-${SEED}`;
+  const made = await registerAccount(url, account, 'a long password', { home: 'GS2' });
+  assert.is(made.home, 'GS2');
+  assert.is((await refusalOf(registerAccount(url, account, 'another password'), 'registering twice')).kind, 'AlreadyExists');
+
+  // The client learns his player and home from the login, and asks for a fresh token at each login.
+  const c = await KuafuClient.forAccount(url, account, 'a long password');
+  onCleanup(() => c.close());
+  assert.is(c.pid, made.pid);
+  assert.is((await c.login()).server, 'GS2');
+  await c.logout();
+  assert.is((await c.login()).server, 'GS2', 'a second login gets a token of its own');
+  await c.logout();
+
+  // Bad input gets a clear refusal, and the connection stays usable.
+  const ws = new WebSocket(url);
+  onCleanup(() => ws.terminate());
+  const replies: Record<string, unknown>[] = [];
+  let arrived: (() => void) | null = null;
+  ws.on('message', (data) => { replies.push(JSON.parse(data.toString())); arrived?.(); });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const ask = async (text: string): Promise<Record<string, unknown>> => {
+    const count = replies.length;
+    ws.send(text);
+    await within(new Promise<void>((resolve) => { arrived = () => { if (replies.length > count) resolve(); }; }), EVENT_DEADLINE_MS, `an answer to ${text}`);
+    return replies[count]!;
+  };
+  assert.equal((await ask('not json'))?.kind, 'BadMessage');
+  assert.equal((await ask(JSON.stringify({ type: 'shout' })))?.kind, 'BadMessage');
+  const missing = await ask(JSON.stringify({ type: 'login', account }));
+  assert.is(missing.kind, 'InvalidParams');
+  assert.match(String(missing.message), /password/);
+  const ticket = await ask(JSON.stringify({ type: 'login', account, password: 'a long password' }));
+  assert.is(ticket.type, 'login_token');
+  assert.is(ticket.pid, made.pid);
+  assert.is(ticket.gateway, games.GS2.gatewayUrl);
+  assert.not.ok('password' in ticket, 'the password is never echoed');
+
+  // Guessing: after five wrong passwords in a minute, even the right one waits.
+  for (let i = 0; i < 5; i++) {
+    assert.is((await refusalOf(loginAccount(url, account, `guess number ${i}`), `wrong password ${i + 1}`)).kind, 'BadCredentials');
+  }
+  const locked = await refusalOf(loginAccount(url, account, 'a long password'), 'a login after five failures');
+  assert.is(locked.kind, 'TooManyAttempts');
+  assert.match(locked.message, /wait \d+ s/);
+});
+
 // ---- config and the embedded cluster ------------------------------------------------------------
 
-test('the config pairs each game server with its own battle server, and says what to fix otherwise', () => {
+test('the config pairs each game server with its own battle server, gives a gateway port to one role, and says what to fix otherwise', () => {
   const parse = (servers: unknown[]) => parseConfig({ secret: 'a-secret-of-sixteen+', servers }, 'test.json', {});
   const game = (name: string, battle?: string) => ({ name, roles: ['game'], rpcPort: 0, ...(battle ? { battle } : {}) });
   const battle = (name: string) => ({ name, roles: ['battle'], rpcPort: 0 });
@@ -481,6 +539,9 @@ test('the config pairs each game server with its own battle server, and says wha
   refused([game('HS'), battle('B1')], /battle server B1 is paired with no game server: set "battle": "B1"/);
   refused([{ name: 'DC', roles: ['datacenter'], rpcPort: 0, battle: 'B1' }, battle('B1')], /only a game server has a battle server/);
   refused([{ name: 'X', roles: ['bank'], rpcPort: 0 }], /roles among game, datacenter, guild, rank, account, battle/);
+  // A gateway port serves one kind of client: players (game) or logins (account), not both.
+  assert.is(parse([{ name: 'ACC', roles: ['account'], rpcPort: 0, gatewayPort: 0 }]).servers[0]!.gatewayPort, 0);
+  refused([{ name: 'HS', roles: ['game', 'account'], rpcPort: 0, gatewayPort: 0 }], /both a game server and an account server, and one port cannot be both gateways/);
 });
 
 test('kuafu demo on the embedded default cluster shows a profile push and a guild deduction from two servers', async () => {

@@ -627,6 +627,8 @@ type KuafuErrorKind =
   | 'BadCredentials'
   /** A request id used again for a different request (each id names one request). */
   | 'RequestConflict'
+  /** Too many failed attempts (logins of one account): wait `details.retryAfterMs`, then try again. */
+  | 'TooManyAttempts'
   /** The sandbox refused the request: a remote call at the top level of the file, or too many waiting at once. */
   | 'Sandbox';
 

@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
+import type { LoginAnswer } from '../services/account.js';
 
 /** What a server says when the player entered it. */
 export interface Entered {
@@ -130,7 +131,66 @@ class Connection {
   }
 }
 
+/** What the account server's login gateway answers a login: the player, his home's gateway and the token to present there. */
+export type LoginTicket = LoginAnswer;
+
+/**
+ * One request to an account server's login gateway (`ws://host:port`): opens a connection, sends
+ * `message`, answers the reply of type `expect` or throws ClientRequestError (the refusal's kind
+ * and message, e.g. BadCredentials or TooManyAttempts).
+ */
+async function askLoginGateway<T>(url: string, message: Message, expect: string, timeoutMs: number): Promise<T> {
+  const connection = await Connection.open(url, timeoutMs, () => undefined);
+  try {
+    connection.send(message);
+    const answer = await connection.next(timeoutMs);
+    if (answer?.type === expect) {
+      const { type: _type, ...rest } = answer;
+      return rest as T;
+    }
+    if (answer?.type === 'error') throw new ClientRequestError(String(answer.kind), String(answer.message));
+    throw new ClientRequestError('Timeout', `the login gateway ${url} did not answer ${String(message.type)} within ${timeoutMs} ms`);
+  } finally {
+    connection.close();
+  }
+}
+
+/** Creates an account on an account server's login gateway; `home` picks the home game server (by default the server picks one). */
+export function registerAccount(url: string, account: string, password: string, options: { home?: string; timeoutMs?: number } = {}): Promise<{ account: string; pid: number; home: string }> {
+  const message: Message = { type: 'register', account, password };
+  if (options.home !== undefined) message.home = options.home;
+  return askLoginGateway(url, message, 'registered', options.timeoutMs ?? 10_000);
+}
+
+/** Logs in on an account server's login gateway: the player id, his home's gateway and a login token for it. */
+export function loginAccount(url: string, account: string, password: string, options: { timeoutMs?: number } = {}): Promise<LoginTicket> {
+  return askLoginGateway(url, { type: 'login', account, password }, 'login_token', options.timeoutMs ?? 10_000);
+}
+
 export class KuafuClient extends EventEmitter {
+  /**
+   * A client for an account: logs in on the account server's login gateway `accountUrl` to learn
+   * the player and his home, and again for every later login at home (each token is single-use).
+   * Call `login()` next.
+   */
+  static async forAccount(
+    accountUrl: string, account: string, password: string, options: Omit<KuafuClientOptions, 'pid' | 'homeUrl' | 'loginToken'> = {},
+  ): Promise<KuafuClient> {
+    const timeoutMs = options.stepTimeoutMs ?? 10_000;
+    let ticket: LoginTicket | null = await loginAccount(accountUrl, account, password, { timeoutMs });
+    return new KuafuClient({
+      ...options,
+      pid: ticket.pid,
+      homeUrl: ticket.gateway,
+      loginToken: async () => {
+        const first = ticket;
+        ticket = null;
+        if (first && first.expiresAt > Date.now() + 1000) return first.token;
+        return (await loginAccount(accountUrl, account, password, { timeoutMs })).token;
+      },
+    });
+  }
+
   /** The server the client is on, or null when it is not logged in. */
   server: string | null = null;
   /** The last `entered` message. */

@@ -32,7 +32,7 @@ export interface ServerConfig {
   host: string;
   /** JSON-RPC port for the other servers; 0 picks a free one (peers find it in the registry). */
   rpcPort: number;
-  /** Client gateway port (game servers); 0 picks a free one; absent: no gateway. */
+  /** Client gateway port: a game server's player gateway, an account server's login gateway; 0 picks a free one; absent: none. */
   gatewayPort?: number;
   /** The battle server paired with this game server (DESIGN §1: each game server has its own). */
   battle?: string;
@@ -119,7 +119,12 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
       fail(source, `${where} listens on ${serverHost}, beyond this machine, with the shipped development secret: set your own "secret" (or KUAFU_SECRET) first`);
     }
     const server: ServerConfig = { name: s.name, roles: [...new Set(s.roles as Role[])], host: serverHost, rpcPort: port(source, `${where}.rpcPort`, s.rpcPort) };
-    if (s.gatewayPort !== undefined) server.gatewayPort = port(source, `${where}.gatewayPort`, s.gatewayPort);
+    if (s.gatewayPort !== undefined) {
+      server.gatewayPort = port(source, `${where}.gatewayPort`, s.gatewayPort);
+      if (server.roles.includes('game') && server.roles.includes('account')) {
+        fail(source, `${where}.gatewayPort: ${s.name} is both a game server and an account server, and one port cannot be both gateways; put the account role on a server of its own`);
+      }
+    }
     if (s.battle !== undefined) {
       if (typeof s.battle !== 'string' || !NAME.test(s.battle)) fail(source, `${where}.battle must name the battle server paired with ${s.name}, not ${JSON.stringify(s.battle)}`);
       if (!server.roles.includes('game')) fail(source, `${where}.battle: only a game server has a battle server, and ${s.name} has no "game" role`);

@@ -13,10 +13,9 @@
  *   {type: 'kicked', reason} · {type: 'bye'}
  * Before login or enter, nothing else is accepted.
  */
-import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { KuafuError, RpcProtocolError } from '../errors.js';
+import type { WebSocket } from 'ws';
 import type { Logger } from '../util/log.js';
+import { ClientConnection, ClientGateway, ClientRefusal } from '../cluster/client-gateway.js';
 import type { ClientSession } from './player-host.js';
 
 /** What the gateway asks of the game server. */
@@ -31,111 +30,47 @@ export interface GatewayHandlers {
 
 const MAX_MESSAGE_BYTES = 64 * 1024;
 
-class Session implements ClientSession {
+class Session extends ClientConnection implements ClientSession {
   pid: number | null = null;
-  busy = false;
-  constructor(readonly ws: WebSocket) {}
-  send(message: Record<string, unknown>): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(message));
-  }
-  close(code: number, reason: string): void {
-    this.ws.close(code, reason);
-  }
 }
 
-export class Gateway {
-  private wss: WebSocketServer | null = null;
-  private boundUrl = '';
-
-  constructor(
-    private readonly options: { host: string; port: number; log: Logger },
-    private readonly handlers: GatewayHandlers,
-  ) {}
-
-  /** `ws://host:port` once listening. */
-  get url(): string {
-    return this.boundUrl;
-  }
-
-  async listen(): Promise<string> {
-    const wss = new WebSocketServer({ host: this.options.host, port: this.options.port, maxPayload: MAX_MESSAGE_BYTES });
-    await new Promise<void>((resolve, reject) => {
-      wss.once('listening', resolve);
-      wss.once('error', reject);
+export class Gateway extends ClientGateway<Session> {
+  constructor(options: { host: string; port: number; log: Logger }, private readonly handlers: GatewayHandlers) {
+    super({
+      ...options,
+      label: 'gateway',
+      types: 'login, enter, go or logout',
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      connection: (ws: WebSocket) => new Session(ws),
+      handle: (session, type, message) => this.handle(session, type, message),
+      closed: (session) => handlers.closed(session),
     });
-    wss.on('error', (error) => this.options.log.error('gateway error', error));
-    wss.on('connection', (ws) => this.accept(ws));
-    this.wss = wss;
-    this.boundUrl = `ws://${this.options.host}:${(wss.address() as AddressInfo).port}`;
-    return this.boundUrl;
   }
 
-  async close(): Promise<void> {
-    const wss = this.wss;
-    this.wss = null;
-    if (!wss) return;
-    for (const ws of wss.clients) ws.terminate();
-    await new Promise<void>((resolve) => wss.close(() => resolve()));
-  }
-
-  private accept(ws: WebSocket): void {
-    const session = new Session(ws);
-    ws.on('error', () => { /* the close event follows */ });
-    ws.on('close', () => this.handlers.closed(session));
-    ws.on('message', (data) => void this.receive(session, data.toString()));
-  }
-
-  private async receive(session: Session, text: string): Promise<void> {
-    let message: Record<string, unknown>;
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
-      message = parsed as Record<string, unknown>;
-    } catch {
-      session.send({ type: 'error', request: null, kind: 'BadMessage', message: 'Every message is one JSON object with a "type": login, enter, go or logout.' });
-      return;
-    }
-    const type = message.type;
-    const refuse = (kind: string, text: string) => session.send({ type: 'error', request: type ?? null, kind, message: text });
-    if (session.busy) {
-      refuse('Busy', 'The previous request is still being handled: wait for its answer.');
-      return;
-    }
+  private async handle(session: Session, type: unknown, message: Record<string, unknown>): Promise<void> {
     const pid = message.pid;
     const validPid = typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0;
-    session.busy = true;
-    try {
-      switch (type) {
-        case 'login':
-        case 'enter':
-          if (session.pid !== null) return refuse('BadMessage', 'This connection is already logged in.');
-          if (!validPid || typeof message.token !== 'string') {
-            return refuse('BadMessage', `${type} needs "pid" (a positive integer) and "token" (a string).`);
-          }
-          await (type === 'login' ? this.handlers.login(session, pid as number, message.token) : this.handlers.enter(session, pid as number, message.token));
-          return;
-        case 'go':
-        case 'logout':
-          if (session.pid === null) return refuse('NotLoggedIn', 'Log in (login) or arrive (enter) first: the gateway accepts only login and transfer tokens before that.');
-          if (type === 'go') {
-            if (typeof message.server !== 'string') return refuse('BadMessage', 'go needs "server", the name of a game server.');
-            await this.handlers.go(session, message.server);
-          } else {
-            await this.handlers.logout(session);
-          }
-          return;
-        default:
-          return refuse('BadMessage', `Unknown message type ${JSON.stringify(type)}: use login, enter, go or logout.`);
-      }
-    } catch (error) {
-      if (error instanceof KuafuError) refuse(error.kind, error.message);
-      else if (error instanceof RpcProtocolError) refuse('InvalidParams', error.message);
-      else {
-        this.options.log.error(`gateway ${String(type)} failed`, error);
-        refuse('Internal', `The server failed to handle ${String(type)}; try again, and report it if it keeps failing.`);
-      }
-    } finally {
-      session.busy = false;
+    switch (type) {
+      case 'login':
+      case 'enter':
+        if (session.pid !== null) throw new ClientRefusal('BadMessage', 'This connection is already logged in.');
+        if (!validPid || typeof message.token !== 'string') {
+          throw new ClientRefusal('BadMessage', `${type} needs "pid" (a positive integer) and "token" (a string).`);
+        }
+        await (type === 'login' ? this.handlers.login(session, pid as number, message.token) : this.handlers.enter(session, pid as number, message.token));
+        return;
+      case 'go':
+      case 'logout':
+        if (session.pid === null) throw new ClientRefusal('NotLoggedIn', 'Log in (login) or arrive (enter) first: the gateway accepts only login and transfer tokens before that.');
+        if (type === 'go') {
+          if (typeof message.server !== 'string') throw new ClientRefusal('BadMessage', 'go needs "server", the name of a game server.');
+          await this.handlers.go(session, message.server);
+        } else {
+          await this.handlers.logout(session);
+        }
+        return;
+      default:
+        throw new ClientRefusal('BadMessage', `Unknown message type ${JSON.stringify(type)}: use login, enter, go or logout.`);
     }
   }
 }

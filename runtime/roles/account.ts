@@ -1,18 +1,33 @@
 /**
  * The account role: accounts and their home server, logins that hand out short-lived login
  * tokens for the home's gateway, and recharge orders delivered exactly once to the player's
- * current server (runtime/services/account.ts).
+ * current server (runtime/services/account.ts). With a `gatewayPort`, game clients register and
+ * log in on its login gateway themselves (runtime/services/login-gateway.ts).
  */
+import type { ServerConfig } from '../cluster/config.js';
 import type { ServerNode } from '../cluster/server-node.js';
 import { objectArg, pidField } from '../rpc/params.js';
 import type { MethodTable } from '../rpc/rpc-server.js';
 import { AccountService } from '../services/account.js';
 import { accountField, amountField, idField, nameField, passwordField } from '../services/checks.js';
+import { LoginGateway } from '../services/login-gateway.js';
 import type { RoleRuntime } from './role.js';
 
-export function accountRole(node: ServerNode): RoleRuntime {
+export function accountRole(node: ServerNode, server: ServerConfig): RoleRuntime {
   const accounts = new AccountService(node);
-  return { methods: accountMethods(accounts), start: () => accounts.start(), stop: () => accounts.stop() };
+  const gateway = server.gatewayPort === undefined ? null : new LoginGateway({ host: server.host, port: server.gatewayPort, log: node.log }, accounts);
+  return {
+    methods: accountMethods(accounts),
+    start: async () => {
+      await accounts.start();
+      await gateway?.listen();
+    },
+    stop: async () => {
+      await gateway?.close();
+      await accounts.stop();
+    },
+    gatewayUrl: gateway ? () => gateway.url : undefined,
+  };
 }
 
 /** The account server's JSON-RPC methods. */

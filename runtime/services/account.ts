@@ -19,16 +19,22 @@ import { promisify } from 'node:util';
 import type { ServerNode } from '../cluster/server-node.js';
 import {
   AlreadyExistsError, BadCredentialsError, InvalidParamsError, KuafuError, NotFoundError, PlayerMovedError, PlayerOfflineError,
-  RequestConflictError, ServerUnavailableError, StoreUnavailableError, TimeoutError, WrongServerError,
+  RequestConflictError, ServerUnavailableError, StoreUnavailableError, TimeoutError, TooManyAttemptsError, WrongServerError,
 } from '../errors.js';
 import { DEFAULT_TOKEN_TTL_MS, issueLoginToken } from '../game/tokens.js';
-import type { RechargeOrder, Unsubscribe } from '../store/store.js';
+import type { RechargeOrder, Store, Unsubscribe } from '../store/store.js';
 import { accountServerForPlayer, hashText, serversWithRole } from './placement.js';
 
 const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
 
 /** scrypt cost: N = 2^14, r = 8, p = 1 (about 16 MiB and tens of ms per hash). */
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
+
+/** Logins of one account that may fail within LOGIN_WINDOW_MS before the next ones are refused (TooManyAttempts). */
+export const MAX_FAILED_LOGINS = 5;
+const LOGIN_WINDOW_MS = 60_000;
+/** Accounts with failed logins remembered at most (beyond it, windows that are over are forgotten at once). */
+const MAX_REMEMBERED_FAILURES = 10_000;
 
 /** How often pending orders are looked at again, ms. */
 const SWEEP_MS = 1000;
@@ -77,6 +83,11 @@ export class AccountService {
   private stopped = false;
   /** A comparison hash for unknown accounts, so a wrong name takes as long as a wrong password. */
   private decoy: Promise<string> | null = null;
+  /**
+   * Per account: logins that failed (or are being checked) since `since`. Each attempt counts from
+   * its start, so guesses sent at once over many connections count together.
+   */
+  private readonly attempts = new Map<string, { count: number; since: number }>();
 
   constructor(private readonly node: ServerNode, private readonly tokenTtlMs = DEFAULT_TOKEN_TTL_MS) {}
 
@@ -117,14 +128,24 @@ export class AccountService {
 
   /** Checks the password and hands out a login token for the player's home. */
   async login(account: string, password: string): Promise<LoginAnswer> {
-    const found = await this.node.store.getAccount(account);
-    if (!found) {
-      this.decoy ??= hashPassword(randomBytes(12).toString('hex'));
-      await passwordMatches(password, await this.decoy);
+    const attempt = this.countAttempt(account);
+    let found: Awaited<ReturnType<Store['getAccount']>>;
+    let matches: boolean;
+    try {
+      found = await this.node.store.getAccount(account);
+      if (!found) {
+        this.decoy ??= hashPassword(randomBytes(12).toString('hex'));
+        await passwordMatches(password, await this.decoy);
+      }
+      matches = found !== null && await passwordMatches(password, found.passwordHash);
+    } catch (error) {
+      attempt.count--; // not a wrong password: the store failed, say
+      throw error;
     }
-    if (!found || !(await passwordMatches(password, found.passwordHash))) {
+    if (!found || !matches) {
       throw new BadCredentialsError('Wrong account name or password: check both and log in again.', { account });
     }
+    this.attempts.delete(account);
     const record = await this.node.store.getServer(found.home);
     if (!record || !record.gateway) {
       throw new ServerUnavailableError(
@@ -134,6 +155,32 @@ export class AccountService {
     }
     const token = issueLoginToken(this.node.secret, found.pid, found.home, this.tokenTtlMs);
     return { account, pid: found.pid, home: found.home, gateway: record.gateway, token, expiresAt: Date.now() + this.tokenTtlMs };
+  }
+
+  /**
+   * Counts a login attempt of `account`; refuses it (TooManyAttempts) when MAX_FAILED_LOGINS have
+   * failed in this window already. A successful login clears the count.
+   */
+  private countAttempt(account: string): { count: number } {
+    const now = Date.now();
+    let attempts = this.attempts.get(account);
+    if (attempts && now - attempts.since >= LOGIN_WINDOW_MS) attempts = undefined;
+    if (!attempts) {
+      if (this.attempts.size >= MAX_REMEMBERED_FAILURES) {
+        for (const [name, old] of this.attempts) if (now - old.since >= LOGIN_WINDOW_MS) this.attempts.delete(name);
+      }
+      attempts = { count: 0, since: now };
+      this.attempts.set(account, attempts);
+    }
+    if (attempts.count >= MAX_FAILED_LOGINS) {
+      const retryAfterMs = attempts.since + LOGIN_WINDOW_MS - now;
+      throw new TooManyAttemptsError(
+        `Account ${account} had ${MAX_FAILED_LOGINS} failed logins within a minute: wait ${Math.ceil(retryAfterMs / 1000)} s, then log in again.`,
+        { account, retryAfterMs },
+      );
+    }
+    attempts.count++;
+    return attempts;
   }
 
   /** An account without its password hash. */

@@ -1,0 +1,51 @@
+/**
+ * The account server's login gateway: where game clients start (DESIGN §4, the client flow). A
+ * WebSocket server (`gatewayPort` of an account server) that speaks JSON, one object per message:
+ *
+ * Client → server:
+ *   {type: 'register', account, password, home?}   create an account (home: a game server; by default one is picked)
+ *   {type: 'login', account, password}             log in
+ * Server → client:
+ *   {type: 'registered', account, pid, home}
+ *   {type: 'login_token', account, pid, home, gateway, token, expiresAt}
+ *       then connect to `gateway` (the home's client gateway) and send {type: 'login', pid, token}
+ *   {type: 'error', request, kind, message}        a refused request; the connection stays usable
+ *
+ * One request at a time per connection; failed logins of one account are limited (TooManyAttempts),
+ * and the store keeps only a scrypt hash of each password (services/account.ts).
+ */
+import type { Logger } from '../util/log.js';
+import { ClientConnection, ClientGateway, ClientRefusal } from '../cluster/client-gateway.js';
+import { accountField, nameField, passwordField } from './checks.js';
+import type { AccountService } from './account.js';
+
+const MAX_MESSAGE_BYTES = 4 * 1024;
+
+export class LoginGateway extends ClientGateway<ClientConnection> {
+  constructor(options: { host: string; port: number; log: Logger }, accounts: AccountService) {
+    super({
+      ...options,
+      label: 'login gateway',
+      types: 'register or login',
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      connection: (ws) => new ClientConnection(ws),
+      handle: async (connection, type, message) => {
+        switch (type) {
+          case 'register': {
+            const home = message.home === undefined ? undefined : nameField(message, 'register', 'home');
+            const made = await accounts.register(accountField(message, 'register'), passwordField(message, 'register'), home);
+            connection.send({ type: 'registered', ...made });
+            return;
+          }
+          case 'login': {
+            const answer = await accounts.login(accountField(message, 'login'), passwordField(message, 'login'));
+            connection.send({ type: 'login_token', ...answer });
+            return;
+          }
+          default:
+            throw new ClientRefusal('BadMessage', `Unknown message type ${JSON.stringify(type)}: use register or login.`);
+        }
+      },
+    });
+  }
+}
