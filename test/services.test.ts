@@ -567,8 +567,14 @@ test('after a Redis restart the caches are rebuilt: a change whose publication w
   const admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await admin.connect();
   await admin.hset(`kf:{${pid}}:profile`, 'f:level', '6', 'version', String(cachedOnGs1!.version + 1));
+  // And one the level board never heard of: a player whose profile was written without its publication.
+  await admin.hset('kf:{3302}:profile', 'f:level', '41', 'version', '1');
   admin.disconnect();
   assert.is(services('HS').profiles.peek(pid)?.fields.level, 5, 'HS did not hear of it');
+  await eventually(async () => {
+    if ((await services('GS2').rank('level').of(pid))?.score !== 5) throw new Error('the level board has not taken level 5 yet');
+  }, 'the level board to follow the level set before');
+  assert.is(await services('GS2').rank('level').of(3302), null, 'the board did not hear of player 3302');
 
   const rebuildsOnGs1 = services('GS1').profiles.rebuildCount;
   await redis.restart();
@@ -581,11 +587,19 @@ test('after a Redis restart the caches are rebuilt: a change whose publication w
   }, "GS1's store to reconnect");
   assert.is(services('GS1').profiles.peek(pid), undefined, 'what nobody follows was dropped, to be read afresh');
   assert.is((await services('GS1').profiles.get(pid))?.fields.level, 6);
+  // The rank server caught up with a pass over the profiles: both lost changes are on the level board.
+  await eventually(async () => {
+    const [kiri, other] = await Promise.all([services('GS2').rank('level').of(pid), services('GS2').rank('level').of(3302)]);
+    if (kiri?.score !== 6 || other?.score !== 41) throw new Error(`the level board shows ${JSON.stringify([kiri, other])}`);
+  }, 'the level board to catch up after the reconnect');
 
   // Pushes flow again (the datacenter's connection may need a moment: it is asked until it answers).
   await eventually(() => services('GS1').profiles.update(pid, { level: 7 }), 'the datacenter to write again after the restart');
   await onHs.waitFor('a push after the restart', (e) => e.profile?.fields.level === 7);
   await onGs2.waitFor('a push after the restart', (e) => e.profile?.fields.level === 7);
+  await eventually(async () => {
+    if ((await services('GS2').rank('level').of(pid))?.score !== 7) throw new Error('the level board has not taken level 7 yet');
+  }, 'the level board to follow a push after the restart');
 });
 
 test.run();

@@ -522,6 +522,29 @@ function contract(name: string, backend: Backend): void {
     ]);
   });
 
+  test('scanProfiles pages through every profile with its version and the fields asked for', async () => {
+    const { store, peer } = w();
+    const pids = Array.from({ length: 1200 }, () => nextPid()); // more than one page
+    await Promise.all(pids.map((pid, i) => store.updateProfile(pid, i % 2 === 0 ? { level: i, name: `p${i}` } : { name: `p${i}` })));
+    await store.updateProfile(pids[0]!, { level: 7 }); // version 2
+    const seen = new Map<number, { version: number; fields: Record<string, unknown> }>();
+    let cursor = '0';
+    let pages = 0;
+    do {
+      const page = await peer.scanProfiles(cursor, ['level', 'power']);
+      for (const profile of page.profiles) seen.set(profile.pid, profile);
+      cursor = page.cursor;
+      assert.ok(++pages < 10_000, 'the pass ends');
+    } while (cursor !== '0');
+    for (const [i, pid] of pids.entries()) {
+      const profile = seen.get(pid);
+      assert.ok(profile, `profile ${pid} was seen`);
+      const level = i === 0 ? 7 : i % 2 === 0 ? i : undefined;
+      assert.equal(profile!.fields, level === undefined ? {} : { level }, `profile ${pid}: only the fields asked for, those it has`);
+      assert.is(profile!.version, i === 0 ? 2 : 1);
+    }
+  });
+
   test('fillProfile sets only the fields a profile lacks, and publishes only those', async () => {
     const { store, peer } = w();
     const changes = new Inbox<ProfileChange>('profile listener');

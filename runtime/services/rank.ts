@@ -5,10 +5,12 @@
  *
  * The boards named in PROFILE_BOARDS follow profile fields by themselves: the rank server of
  * such a board hears every profile publication and sets the player's score to the field's new
- * value (a level-up on any server moves him on the "level" board).
+ * value (a level-up on any server moves him on the "level" board). Publications are not kept for
+ * a subscriber that was away, so the rank server also catches up with a pass over every profile
+ * when it starts, after each store reconnect, and after a score it could not write.
  */
 import type { ServerNode } from '../cluster/server-node.js';
-import type { RankEntry, Unsubscribe } from '../store/store.js';
+import type { ProfileChange, ProfileValue, RankEntry, Unsubscribe } from '../store/store.js';
 import { rankServerFor } from './placement.js';
 
 /** Boards kept equal to the profile field of the same name. */
@@ -17,27 +19,114 @@ export const PROFILE_BOARDS = ['level', 'power'] as const;
 /** The most places one `rank.top` answers. */
 export const MAX_TOP = 1000;
 
+/** After a catch-up pass failed, the next one starts this much later, ms (a store reconnect starts one sooner). */
+const CATCH_UP_RETRY_MS = 5000;
+
+/** A profile field's value as a score: a finite number, else off the board. */
+function scoreOf(value: ProfileValue | undefined): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
 export class RankService {
   private readonly unsubscribes: Unsubscribe[] = [];
+  /** The profile boards this server keeps. */
+  private followed: string[] = [];
+  /** While a catch-up pass runs: per player, the newest profile version a publication applied meanwhile. */
+  private applied: Map<number, number> | null = null;
+  private pass: Promise<void> | null = null;
+  private passAgain = false;
+  private retry: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(private readonly node: ServerNode) {}
 
   start(): void {
-    const followed = PROFILE_BOARDS.filter((board) => rankServerFor(this.node.cluster, board) === this.node.name);
-    if (followed.length === 0) return;
-    this.unsubscribes.push(this.node.store.onProfileChange((change) => {
-      for (const board of followed) {
-        if (!(board in change.changed)) continue;
-        const value = change.changed[board];
-        const score = typeof value === 'number' && Number.isFinite(value) ? value : null;
-        this.node.store.setRankScore(board, change.pid, score).catch((error: Error) =>
-          this.node.log.warn(`board ${board}: cannot set player ${change.pid}'s score: ${error.message}`));
-      }
-    }));
+    this.followed = PROFILE_BOARDS.filter((board) => rankServerFor(this.node.cluster, board) === this.node.name);
+    if (this.followed.length === 0) return;
+    this.unsubscribes.push(
+      this.node.store.onProfileChange((change) => this.follow(change)),
+      this.node.store.onReconnect(() => void this.catchUp()),
+    );
+    void this.catchUp(); // the changes made while no rank server listened
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
+    await this.pass;
+  }
+
+  /** A profile publication: the followed boards take the new values. */
+  private follow(change: ProfileChange): void {
+    if (this.applied) this.applied.set(change.pid, Math.max(this.applied.get(change.pid) ?? 0, change.version));
+    for (const board of this.followed) {
+      if (!(board in change.changed)) continue;
+      this.node.store.setRankScore(board, change.pid, scoreOf(change.changed[board])).catch((error: Error) => {
+        this.node.log.warn(`board ${board}: cannot set player ${change.pid}'s score (${error.message}); a pass over the profiles will`);
+        void this.catchUp();
+      });
+    }
+  }
+
+  /**
+   * Brings the followed boards up to date with every profile: one pass at a time (asked again
+   * meanwhile, another pass follows). Resolves when the boards agree with the profiles.
+   */
+  catchUp(): Promise<void> {
+    if (this.stopped || this.followed.length === 0) return Promise.resolve();
+    if (this.pass) {
+      this.passAgain = true;
+      return this.pass;
+    }
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    this.pass = (async () => {
+      do {
+        this.passAgain = false;
+        try {
+          await this.passOverProfiles();
+        } catch (error) {
+          this.node.log.warn(`boards ${this.followed.join(', ')}: catching up with the profiles failed (${(error as Error).message}); trying again in ${CATCH_UP_RETRY_MS / 1000} s`);
+          if (!this.stopped) {
+            this.retry = setTimeout(() => void this.catchUp(), CATCH_UP_RETRY_MS);
+            this.retry.unref();
+          }
+          return;
+        }
+      } while (this.passAgain && !this.stopped);
+    })().finally(() => {
+      this.pass = null;
+    });
+    return this.pass;
+  }
+
+  /**
+   * Sets every player's followed scores from his profile. A publication that arrives during the
+   * pass wins over an older read of the same profile: its version is remembered and the read skipped
+   * (a read that came first is written first, on the same connection).
+   */
+  private async passOverProfiles(): Promise<void> {
+    const store = this.node.store;
+    const applied = new Map<number, number>();
+    this.applied = applied;
+    try {
+      let cursor = '0';
+      do {
+        const page = await store.scanProfiles(cursor, this.followed);
+        const writes: Promise<void>[] = [];
+        for (const profile of page.profiles) {
+          if ((applied.get(profile.pid) ?? 0) >= profile.version) continue;
+          for (const board of this.followed) {
+            if (board in profile.fields) writes.push(store.setRankScore(board, profile.pid, scoreOf(profile.fields[board])));
+          }
+        }
+        await Promise.all(writes);
+        cursor = page.cursor;
+      } while (cursor !== '0' && !this.stopped);
+    } finally {
+      if (this.applied === applied) this.applied = null;
+    }
   }
 
   /** Sets the player's score on the board (null takes him off it); answers his place. */

@@ -15,6 +15,9 @@ import {
 } from './store.js';
 import { staleOwner } from './store-errors.js';
 
+/** Profiles in one page of scanProfiles. */
+const PROFILE_PAGE = 500;
+
 export class MemoryStore implements Store {
   readonly description = 'memory (embedded, this process only)';
   private readonly routes = new Map<number, Route>();
@@ -170,6 +173,19 @@ export class MemoryStore implements Store {
 
   onProfileChange(listener: (change: ProfileChange) => void): Unsubscribe {
     return this.profileListeners.add(listener);
+  }
+
+  async scanProfiles(cursor: string, fields: string[]): Promise<{ cursor: string; profiles: Profile[] }> {
+    // The cursor is the last pid of the previous page: pages go up the pids.
+    const after = Number(cursor);
+    const pids = [...this.profiles.keys()].filter((pid) => pid > after).sort((a, b) => a - b).slice(0, PROFILE_PAGE);
+    const profiles = pids.map((pid) => {
+      const profile = this.profiles.get(pid)!;
+      const picked: Record<string, ProfileValue> = {};
+      for (const field of fields) if (field in profile.fields) picked[field] = profile.fields[field]!;
+      return { pid, version: profile.version, fields: picked };
+    });
+    return { cursor: pids.length < PROFILE_PAGE ? '0' : String(pids[pids.length - 1]), profiles };
   }
 
   async syncProfileRoute(pid: number): Promise<Profile | null> {

@@ -30,6 +30,8 @@ const SERVER_SET = 'kf:servers'; // sorted set: name scored by the expiry of its
 const routeKey = (pid: number) => `kf:{${pid}}:route`;
 const documentKey = (pid: number) => `kf:{${pid}}:doc`;
 const profileKey = (pid: number) => `kf:{${pid}}:profile`;
+/** The pattern every profile key matches (scanProfiles). */
+const PROFILE_KEYS = 'kf:{*}:profile';
 const callsKey = (pid: number) => `kf:{${pid}}:calls`;
 const serverKey = (name: string) => `kf:server:${name}`;
 /** A sorted set per home: the players it marked away, scored by the mark's epoch. */
@@ -326,6 +328,28 @@ export class RedisStore implements Store {
 
   onProfileChange(listener: (change: ProfileChange) => void): Unsubscribe {
     return this.profileListeners.add(listener);
+  }
+
+  async scanProfiles(cursor: string, fields: string[]): Promise<{ cursor: string; profiles: Profile[] }> {
+    const [next, keys] = await this.run(() => this.redis.scan(cursor, 'MATCH', PROFILE_KEYS, 'COUNT', 500));
+    if (keys.length === 0) return { cursor: next, profiles: [] };
+    const names = ['version', ...fields.map((field) => `f:${field}`)];
+    const pipeline = this.redis.pipeline();
+    for (const key of keys) pipeline.hmget(key, ...names);
+    const replies = await this.run(() => pipeline.exec());
+    const profiles: Profile[] = [];
+    keys.forEach((key, i) => {
+      const [error, values] = replies?.[i] ?? [new Error('no reply')];
+      if (error) throw this.storeError(error);
+      const [version, ...texts] = values as (string | null)[];
+      if (version === null || version === undefined) return; // gone since the scan saw it
+      const picked: Record<string, ProfileValue> = {};
+      fields.forEach((field, j) => {
+        if (texts[j] !== null && texts[j] !== undefined) picked[field] = JSON.parse(texts[j]!) as ProfileValue;
+      });
+      profiles.push({ pid: Number(key.slice(key.indexOf('{') + 1, key.indexOf('}'))), version: Number(version), fields: picked });
+    });
+    return { cursor: next, profiles };
   }
 
   async syncProfileRoute(pid: number): Promise<Profile | null> {

@@ -287,6 +287,13 @@ export interface Store {
   updateProfile(pid: number, fields: Record<string, ProfileValue>): Promise<Profile>;
   /** Calls `listener` for every profile change, from any server. */
   onProfileChange(listener: (change: ProfileChange) => void): Unsubscribe;
+  /**
+   * One page of every profile, for a pass over all of them (a rank board catching up after missed
+   * publications): start with cursor '0' and call again with the cursor answered until it is '0'.
+   * Each profile comes with its version and those of `fields` it has. A pass sees every profile that
+   * existed throughout it at least once (a profile may come twice: act on each idempotently).
+   */
+  scanProfiles(cursor: string, fields: string[]): Promise<{ cursor: string; profiles: Profile[] }>;
 
   /**
    * Copies the player's current route into his profile's route fields (`home`, `server`,
