@@ -463,6 +463,12 @@ test('account center: a login token opens the home gateway; a recharge reaches t
   assert.is(replayHeld.replayed, true);
   assert.is(await games.GS1.players.invoke(pid, ['getgold'], []), 100, 'still 100: each order once');
   assert.equal(await accounts.pending(pid), []);
+
+  // A delivery's call id is kept for good (saved, and loaded again at his login): retried after
+  // 300 other calls, more than a player remembers otherwise, it still runs once.
+  await Promise.all(Array.from({ length: 300 }, (_, i) => games.HS.players.invoke(pid, ['addgold'], [0, 'filler'], `filler-${SEED}-${i}`)));
+  assert.is(await games.HS.players.invoke(pid, ['addgold'], [60, `recharge:${order}`], `kept:recharge:${order}`), 60, 'the remembered result');
+  assert.is(await games.GS1.players.invoke(pid, ['getgold'], []), 100, 'the late retry added nothing');
   await c.logout();
 });
 

@@ -16,7 +16,7 @@ import { NotFoundError, StaleOwnerError, StoreUnavailableError } from '../runtim
 import { MemoryStore } from '../runtime/store/memory-store.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
 import type { ProfileChange, Route, RouteChange, ServerRecord, Store, TreasuryChange, TreasuryOutcome } from '../runtime/store/store.js';
-import { FIRST_ACCOUNT_PID } from '../runtime/store/store.js';
+import { FIRST_ACCOUNT_PID, REMEMBERED_CALLS } from '../runtime/store/store.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
 
 /** How long an awaited event may take before the test fails (generous: a loaded 2-core machine). */
@@ -379,6 +379,35 @@ function contract(name: string, backend: Backend): void {
     // The new owner saves under the new epoch.
     await peer.saveDocument(pid, 1, { gold: 2n, note: 'second' });
     assert.equal(await store.loadDocument(pid), { data: { gold: 2n, note: 'second' }, epoch: 1 });
+  });
+
+  test('saved call results: the latest REMEMBERED_CALLS are remembered, the oldest forgotten; "kept:" ones for good', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    const [first] = await store.saveDocuments([{ pid, epoch: 0, data: { v: 0 }, calls: [['kept:recharge:o-1', '10']] }]);
+    assert.is(first, null);
+    // 400 ordinary calls: one save of one, then one of 300 (with a kept one among them), then 99 one by one.
+    await store.saveDocuments([{ pid, epoch: 0, data: { v: 1 }, calls: [['call-0', '0']] }]);
+    const many: [string, string][] = Array.from({ length: 300 }, (_, i) => [`call-${i + 1}`, String(i + 1)]);
+    many.splice(150, 0, ['kept:recharge:o-2', '20']);
+    await store.saveDocuments([{ pid, epoch: 0, data: { v: 2 }, calls: many }]);
+    for (let i = 301; i < 400; i++) await store.saveDocuments([{ pid, epoch: 0, data: { v: 3 }, calls: [[`call-${i}`, String(i)]] }]);
+
+    const check = (calls: [string, string][] | undefined, where: string) => {
+      const byId = new Map(calls ?? []);
+      assert.is(byId.get('kept:recharge:o-1'), '10', `${where}: a kept result outlives 400 later calls`);
+      assert.is(byId.get('kept:recharge:o-2'), '20', `${where}: a kept result saved among others`);
+      for (let i = 400 - REMEMBERED_CALLS; i < 400; i++) assert.is(byId.get(`call-${i}`), String(i), `${where}: call-${i} is among the latest`);
+      assert.not.ok(byId.has('call-0'), `${where}: the oldest ordinary result is forgotten`);
+      const ordinary = [...byId.keys()].filter((id) => !id.startsWith('kept:'));
+      assert.ok(ordinary.length <= REMEMBERED_CALLS + 64, `${where}: at most ${REMEMBERED_CALLS} + 64 ordinary results (${ordinary.length})`);
+      const order = ordinary.map((id) => Number(id.slice(5)));
+      assert.equal(order, [...order].sort((a, b) => a - b), `${where}: ordinary results oldest first`);
+    };
+    check((await peer.loadDocument(pid))?.calls, 'loadDocument');
+    const { document } = await peer.claimAndLoad(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    check(document?.calls, 'claimAndLoad');
   });
 
   test('saveDocument for a player without a route throws NotFoundError and stores nothing', async () => {

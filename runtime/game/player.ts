@@ -9,7 +9,7 @@
 import { InvalidArgumentError, ReadOnlyPlayerError } from '../errors.js';
 import { shown } from '../rpc/params.js';
 import { decodeValue, encodeValue } from '../rpc/values.js';
-import { REMEMBERED_CALLS } from '../store/store.js';
+import { REMEMBERED_CALLS, isKeptCall } from '../store/store.js';
 
 /** What the home server passes along with a player who goes away (its level, …). */
 export type PlayerData = Record<string, string | number | boolean | null>;
@@ -135,16 +135,18 @@ export class Player {
    * they are saved with the document, so a server the player moves to knows them too.
    */
   private readonly calls = new Map<string, string>();
+  /** The results of calls remembered for good (ids with KEPT_CALL_PREFIX). */
+  private readonly keptCalls = new Map<string, string>();
   private newCalls: [string, string][] = [];
 
   /** Restores the remembered call results of a loaded document (oldest first). */
   restoreCalls(calls: [string, string][]): void {
-    for (const [id, text] of calls) this.calls.set(id, text);
+    for (const [id, text] of calls) (isKeptCall(id) ? this.keptCalls : this.calls).set(id, text);
   }
 
   /** The remembered result of call `id`, if it ran on this player. */
   rememberedCall(id: string): { result: unknown } | undefined {
-    const text = this.calls.get(id);
+    const text = this.calls.get(id) ?? this.keptCalls.get(id);
     return text === undefined ? undefined : { result: decodeValue(JSON.parse(text)) };
   }
 
@@ -152,8 +154,12 @@ export class Player {
   rememberCall(id: string, result: unknown): void {
     this.change();
     const text = JSON.stringify(encodeValue(result, 'a call result'));
-    this.calls.set(id, text);
-    if (this.calls.size > REMEMBERED_CALLS) this.calls.delete(this.calls.keys().next().value!);
+    if (isKeptCall(id)) {
+      this.keptCalls.set(id, text);
+    } else {
+      this.calls.set(id, text);
+      if (this.calls.size > REMEMBERED_CALLS) this.calls.delete(this.calls.keys().next().value!);
+    }
     this.newCalls.push([id, text]);
   }
 

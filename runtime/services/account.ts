@@ -7,10 +7,11 @@
  * and a login token for that home, good for DEFAULT_TOKEN_TTL_MS (30 s) and one login.
  *
  * Recharge orders are delivered exactly once, to the player's current server, through the proxy
- * RPC: `addgold(amount, "recharge:<order>")` with the call id `recharge:<order>`. The order is
+ * RPC: `addgold(amount, "recharge:<order>")` with the call id `kept:recharge:<order>`. The order is
  * stored first (a replayed order id adds nothing); delivery is retried until it is acknowledged,
  * and a retried call with the same id runs at most once on the player (his owner remembers call
- * results with his document), then the order is marked delivered. A player who is offline keeps his
+ * results with his document; this id, with KEPT_CALL_PREFIX, for the player's lifetime, so a retry
+ * after hours of other calls still finds it), then the order is marked delivered. A player who is offline keeps his
  * orders pending: they go out when a route publication says he is online again, or at the next
  * sweep. Each player's orders are delivered by one account server (placement.ts), one at a time.
  */
@@ -22,7 +23,7 @@ import {
   RequestConflictError, ServerUnavailableError, StoreUnavailableError, TimeoutError, TooManyAttemptsError, WrongServerError,
 } from '../errors.js';
 import { DEFAULT_TOKEN_TTL_MS, issueLoginToken } from '../game/tokens.js';
-import type { RechargeOrder, Store, Unsubscribe } from '../store/store.js';
+import { KEPT_CALL_PREFIX, type RechargeOrder, type Store, type Unsubscribe } from '../store/store.js';
 import { accountServerForPlayer, hashText, serversWithRole } from './placement.js';
 
 const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
@@ -263,9 +264,9 @@ export class AccountService {
     const route = await this.node.routes.get(pid);
     if (!route || !route.online) return; // held until he is online
     for (const order of orders) {
-      const id = `recharge:${order.order}`;
+      const reason = `recharge:${order.order}`;
       try {
-        await this.node.players.invoke(pid, ['addgold'], [order.amount, id], id);
+        await this.node.players.invoke(pid, ['addgold'], [order.amount, reason], `${KEPT_CALL_PREFIX}${reason}`);
       } catch (error) {
         if (
           error instanceof PlayerOfflineError || error instanceof PlayerMovedError || error instanceof ServerUnavailableError ||

@@ -11,7 +11,7 @@ import type {
   RouteChange, ServerRecord, Store, StoredDocument, TreasuryChange, TreasuryOutcome, Unsubscribe,
 } from './store.js';
 import {
-  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS, ownerOf,
+  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS, isKeptCall, ownerOf,
 } from './store.js';
 import { staleOwner } from './store-errors.js';
 
@@ -24,7 +24,8 @@ export class MemoryStore implements Store {
   private readonly marks = new Map<number, Mark>();
   /** Per home: the players it marked away, with the epoch of the mark. */
   private readonly marked = new Map<string, Map<number, number>>();
-  private readonly documents = new Map<number, { text: string; epoch: number; calls: Map<string, string> }>();
+  /** Documents as stored: the text, its epoch, the latest call results and those kept for good. */
+  private readonly documents = new Map<number, { text: string; epoch: number; calls: Map<string, string>; kept: Map<string, string> }>();
   private readonly profiles = new Map<number, Profile>();
   private readonly servers = new Map<string, { record: ServerRecord; expiresAt: number }>();
   private readonly guilds = new Map<string, MemoryGuild>();
@@ -131,7 +132,7 @@ export class MemoryStore implements Store {
     const stored = this.documents.get(pid);
     if (!stored) return null;
     const document: StoredDocument = { data: decodeDocument(stored.text), epoch: stored.epoch };
-    if (stored.calls.size > 0) document.calls = [...stored.calls];
+    if (stored.calls.size + stored.kept.size > 0) document.calls = [...stored.kept, ...stored.calls];
     return document;
   }
 
@@ -146,12 +147,17 @@ export class MemoryStore implements Store {
       if (!route) return new NotFoundError(`Player ${pid} has no route: a document is saved only for a routed player.`, { pid });
       if (route.epoch !== epoch) return staleOwner(pid, epoch, route);
       const remembered = this.documents.get(pid)?.calls ?? new Map<string, string>();
+      const kept = this.documents.get(pid)?.kept ?? new Map<string, string>();
       for (const [id, text] of calls ?? []) {
+        if (isKeptCall(id)) {
+          kept.set(id, text);
+          continue;
+        }
         remembered.delete(id);
         remembered.set(id, text);
         if (remembered.size > REMEMBERED_CALLS) remembered.delete(remembered.keys().next().value!);
       }
-      this.documents.set(pid, { text: encodeDocument(data), epoch, calls: remembered });
+      this.documents.set(pid, { text: encodeDocument(data), epoch, calls: remembered, kept });
       return null;
     });
   }

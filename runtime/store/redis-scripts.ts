@@ -4,6 +4,7 @@
  *
  * Route publications are "pid epoch online home at" (server names have no spaces).
  */
+import { KEPT_CALL_PREFIX } from './store.js';
 
 /**
  * The fence every route change starts with: read the route (KEYS[1]); no route: 'missing'; an epoch
@@ -22,6 +23,12 @@ const CLAIM = `${FENCE}
      redis.call('HSET', KEYS[1], 'at', ARGV[2], 'epoch', epoch, 'online', ARGV[3])
      if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'go', '', 'goEpoch', '0') end
      redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. r[1] .. ' ' .. ARGV[2])`;
+
+/**
+ * Lua: whether the call id in `id` is one of the latest (listed, forgotten in time), not kept for
+ * good (KEPT_CALL_PREFIX: only its c:<id> field in the document hash, never listed or trimmed).
+ */
+const NOT_KEPT = (id: string) => `string.sub(${id}, 1, ${KEPT_CALL_PREFIX.length}) ~= '${KEPT_CALL_PREFIX}'`;
 
 /** [command name, Lua source, number of keys]. */
 export const LUA: [string, string, number][] = [
@@ -113,7 +120,7 @@ export const LUA: [string, string, number][] = [
      if #ARGV == 5 then
        -- One call result (the usual save): no tables to build.
        redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1], 'c:' .. ARGV[4], ARGV[5])
-       length = redis.call('LPUSH', KEYS[3], ARGV[4])
+       if ${NOT_KEPT('ARGV[4]')} then length = redis.call('LPUSH', KEYS[3], ARGV[4]) end
      else
        local fields = {'data', ARGV[2], 'epoch', ARGV[1]}
        local i = 4
@@ -123,10 +130,10 @@ export const LUA: [string, string, number][] = [
          for j = i, last, 2 do
            fields[#fields + 1] = 'c:' .. ARGV[j]
            fields[#fields + 1] = ARGV[j + 1]
-           ids[#ids + 1] = ARGV[j]
+           if ${NOT_KEPT('ARGV[j]')} then ids[#ids + 1] = ARGV[j] end
          end
          redis.call('HSET', KEYS[2], unpack(fields))
-         length = redis.call('LPUSH', KEYS[3], unpack(ids))
+         if #ids > 0 then length = redis.call('LPUSH', KEYS[3], unpack(ids)) end
          fields = {}
          i = last + 1
        end

@@ -18,7 +18,7 @@ import type {
   RouteChange, ServerRecord, Store, StoredDocument, TreasuryChange, TreasuryOutcome, Unsubscribe,
 } from './store.js';
 import {
-  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS,
+  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, KEPT_CALL_PREFIX, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS,
 } from './store.js';
 import { staleOwner } from './store-errors.js';
 import { LUA } from './redis-scripts.js';
@@ -33,6 +33,8 @@ const profileKey = (pid: number) => `kf:{${pid}}:profile`;
 /** The pattern every profile key matches (scanProfiles). */
 const PROFILE_KEYS = 'kf:{*}:profile';
 const callsKey = (pid: number) => `kf:{${pid}}:calls`;
+/** The document hash fields of call results kept for good: `c:` and the call id. */
+const KEPT_FIELD_PREFIX = `c:${KEPT_CALL_PREFIX}`;
 const serverKey = (name: string) => `kf:server:${name}`;
 /** A sorted set per home: the players it marked away, scored by the mark's epoch. */
 const markedKey = (home: string) => `kf:away:${home}`;
@@ -222,6 +224,10 @@ export class RedisStore implements Store {
     if (hash.data === undefined) return null;
     const document: StoredDocument = { data: decodeDocument(hash.data), epoch: Number(hash.epoch) };
     const calls: [string, string][] = [];
+    // The results kept for good are not listed: they are the c:kept:<…> fields of the hash.
+    for (const field of Object.keys(hash)) {
+      if (field.startsWith(KEPT_FIELD_PREFIX)) calls.push([field.slice(2), hash[field]!]);
+    }
     for (let i = newestFirst.length - 1; i >= 0; i--) {
       const id = newestFirst[i]!;
       const text = hash[`c:${id}`];

@@ -61,6 +61,18 @@ export interface StoredDocument {
 /** How many call results a player's document remembers at least (the oldest are forgotten first). */
 export const REMEMBERED_CALLS = 256;
 
+/**
+ * Call ids that begin with this are remembered for the player's lifetime, beside (not among) the
+ * latest REMEMBERED_CALLS: for the few calls whose retry may come much later, such as a recharge
+ * order delivered again after its account server was down for hours.
+ */
+export const KEPT_CALL_PREFIX = 'kept:';
+
+/** Whether call `id` is remembered for good (KEPT_CALL_PREFIX). */
+export function isKeptCall(id: string): boolean {
+  return id.startsWith(KEPT_CALL_PREFIX);
+}
+
 /** One fenced save: a player's document written under the epoch it was loaded with. */
 export interface FencedSave {
   pid: number;
