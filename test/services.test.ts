@@ -548,6 +548,11 @@ test('the config pairs each game server with its own battle server, gives a gate
   // A gateway port serves one kind of client: players (game) or logins (account), not both.
   assert.is(parse([{ name: 'ACC', roles: ['account'], rpcPort: 0, gatewayPort: 0 }]).servers[0]!.gatewayPort, 0);
   refused([{ name: 'HS', roles: ['game', 'account'], rpcPort: 0, gatewayPort: 0 }], /both a game server and an account server, and one port cannot be both gateways/);
+  // The store: one Redis, or a node of a Redis Cluster.
+  const withStore = (store: unknown) => parseConfig({ secret: 'a-secret-of-sixteen+', store, servers: [game('HS')] }, 'test.json', {});
+  assert.equal(withStore({ kind: 'redis', url: 'redis://10.0.0.21:7000', cluster: true }).store, { kind: 'redis', url: 'redis://10.0.0.21:7000', cluster: true });
+  assert.equal(withStore({ kind: 'redis', url: 'redis://10.0.0.21:6379' }).store, { kind: 'redis', url: 'redis://10.0.0.21:6379' });
+  assert.throws(() => withStore({ kind: 'redis', url: 'redis://10.0.0.21:7000', cluster: 'yes' }), (error: Error) => error instanceof ConfigError && /"cluster": true when url names a node of a Redis Cluster/.test(error.message));
 });
 
 test('kuafu demo on the embedded default cluster shows a profile push and a guild deduction from two servers', async () => {

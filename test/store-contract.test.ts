@@ -18,6 +18,7 @@ import { RedisStore } from '../runtime/store/redis-store.js';
 import type { ProfileChange, Route, RouteChange, ServerRecord, Store, TreasuryChange, TreasuryOutcome } from '../runtime/store/store.js';
 import { FIRST_ACCOUNT_PID, REMEMBERED_CALLS } from '../runtime/store/store.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
+import { startRedisCluster, type RedisClusterHandle } from './harness/redis-cluster.js';
 
 /** How long an awaited event may take before the test fails (generous: a loaded 2-core machine). */
 const EVENT_TIMEOUT_MS = 10_000;
@@ -855,6 +856,93 @@ async function redisStore(url: string, commandTimeoutMs?: number): Promise<Redis
         },
       };
     },
+  });
+}
+
+// ---- the same contract on a Redis Cluster (three masters) ------------------------------------------------
+
+{
+  let cluster: RedisClusterHandle | undefined;
+  const openOn = async (url: string, opened: Store[]): Promise<Store> => {
+    const store = new RedisStore({ url, cluster: true });
+    await store.connect();
+    opened.push(store);
+    return store;
+  };
+  contract('RedisStore on a Redis Cluster', {
+    async setup() {
+      cluster = await startRedisCluster(3);
+    },
+    async teardown() {
+      await cluster?.stop();
+      cluster = undefined;
+    },
+    async makeStore() {
+      if (!cluster) throw new Error('the Redis Cluster did not start');
+      await cluster.flushAll();
+      const opened: Store[] = [];
+      // The two servers start from different nodes: each finds the whole cluster.
+      const store = await openOn(cluster.nodes[0]!.url, opened);
+      const peer = await openOn(cluster.nodes[1]!.url, opened);
+      return {
+        store,
+        peer,
+        open: () => openOn(cluster!.nodes[2]!.url, opened),
+        async close() {
+          for (const s of opened) await s.close();
+        },
+      };
+    },
+  });
+
+  const test = suite('RedisStore on a Redis Cluster: losing a node');
+  const opened: Store[] = [];
+  test.before(async () => { cluster = await startRedisCluster(3); });
+  test.after(async () => {
+    for (const store of opened.splice(0)) await store.close();
+    await cluster?.stop();
+    cluster = undefined;
+  });
+
+  test('the node a store listens on stops: it listens on another, says so (onReconnect) and hears publications again', async () => {
+    const store = await openOn(cluster!.nodes[0]!.url, opened); // listens on node 0
+    const peer = await openOn(cluster!.nodes[1]!.url, opened);
+    const reconnected = new Inbox<number>('onReconnect listener');
+    store.onReconnect(() => reconnected.push(1));
+    const changes = new Inbox<RouteChange>('route listener');
+    store.onRouteChange(changes.push);
+    const before = nextPid();
+    await peer.ensureRoute(before, 'home-1');
+    await changes.waitFor('a route change while every node is up', (change) => change.pid === before);
+
+    await cluster!.nodes[0]!.kill();
+    await reconnected.waitFor('onReconnect once the store listens on another node', () => true, 30_000);
+    // A player whose slot a live node serves (node 0's slots are unserved while it is down).
+    let pid = 0;
+    for (let tries = 0; pid === 0; tries++) {
+      const candidate = nextPid();
+      try {
+        await peer.ensureRoute(candidate, 'home-1');
+        pid = candidate;
+      } catch (error) {
+        if (tries > 50) throw new Error(`no live node took a route in 50 tries: ${(error as Error).message}`);
+      }
+    }
+    await changes.waitFor('a route change published while node 0 is down', (change) => change.pid === pid, 30_000);
+    assert.equal(await store.getRoute(pid), { home: 'home-1', at: '', epoch: 0, online: false }, 'commands reach the live nodes');
+
+    await cluster!.nodes[0]!.restart();
+    await cluster!.waitHealthy();
+    // Every node serves again: 30 new players in a row (some on node 0's slots) all get routes.
+    let last = 0;
+    await eventually('every node to take routes again', async () => {
+      for (let i = 0; i < 30; i++) {
+        last = nextPid();
+        await peer.ensureRoute(last, 'home-1');
+      }
+      return true;
+    });
+    await changes.waitFor('route changes after node 0 is back', (change) => change.pid === last);
   });
 }
 

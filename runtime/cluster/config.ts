@@ -38,7 +38,8 @@ export interface ServerConfig {
   battle?: string;
 }
 
-export type StoreConfig = { kind: 'memory' } | { kind: 'redis'; url: string };
+/** The shared store: in-process memory, or Redis (one node, or any node of a Redis Cluster with `cluster: true`). */
+export type StoreConfig = { kind: 'memory' } | { kind: 'redis'; url: string; cluster?: boolean };
 
 export interface ClusterConfig {
   /** Where the config came from, for messages. */
@@ -96,8 +97,11 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   if (config.store !== undefined) {
     const s = config.store as Record<string, unknown>;
     if (s?.kind === 'memory') store = { kind: 'memory' };
-    else if (s?.kind === 'redis' && typeof s.url === 'string' && s.url.startsWith('redis')) store = { kind: 'redis', url: s.url };
-    else fail(source, '"store" must be {"kind": "memory"} or {"kind": "redis", "url": "redis://host:port"}');
+    else if (s?.kind === 'redis' && typeof s.url === 'string' && s.url.startsWith('redis') && (s.cluster === undefined || typeof s.cluster === 'boolean')) {
+      store = s.cluster ? { kind: 'redis', url: s.url, cluster: true } : { kind: 'redis', url: s.url };
+    } else {
+      fail(source, '"store" must be {"kind": "memory"} or {"kind": "redis", "url": "redis://host:port"} (add "cluster": true when url names a node of a Redis Cluster)');
+    }
   }
 
   if (!Array.isArray(config.servers) || config.servers.length === 0) fail(source, '"servers" must list at least one server');

@@ -8,7 +8,7 @@ import type { GameServerOptions } from '../game/game-server.js';
 
 /** Opens the store the config names (connected). */
 export async function openStore(config: ClusterConfig): Promise<Store> {
-  const store = config.store.kind === 'redis' ? new RedisStore({ url: config.store.url }) : new MemoryStore();
+  const store = config.store.kind === 'redis' ? new RedisStore({ url: config.store.url, cluster: config.store.cluster }) : new MemoryStore();
   await store.connect();
   return store;
 }

@@ -9,7 +9,7 @@
  * fails at once with StoreUnavailableError instead of waiting silently) and one subscriber. When
  * either comes back after a loss, `onReconnect` listeners are told: publications may have been missed.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { NotFoundError, StoreUnavailableError } from '../errors.js';
 import { decodeDocument, encodeDocument } from '../rpc/values.js';
 import { Listeners } from '../util/listeners.js';
@@ -106,12 +106,22 @@ function outcomeFrom(change: TreasuryChange, text: string, replayed: boolean): T
   return outcome;
 }
 
-type CommandRedis = Redis & KuafuCommands;
+type CommandRedis = (Redis | Cluster) & KuafuCommands;
+
+/** A subscriber that cannot reach its node this many times in a row moves to another node of the cluster. */
+const SUBSCRIBER_ATTEMPTS_PER_NODE = 3;
 
 /** Options of a RedisStore. */
 export interface RedisStoreOptions {
-  /** `redis://host:port[/db]`. */
+  /** `redis://host:port[/db]`; with `cluster`, any one node of the Redis Cluster. */
   url: string;
+  /**
+   * `url` names a node of a Redis Cluster: the store finds the other nodes and sends each key to
+   * the node of its hash slot (one player's keys share the tag `{pid}`, so each script runs on one
+   * node). Publications reach every node of a cluster: the store listens on one, and moves to
+   * another when it loses that one.
+   */
+  cluster?: boolean;
   /** A command that gets no answer within this many ms fails with StoreUnavailableError (default 5000). */
   commandTimeoutMs?: number;
 }
@@ -137,35 +147,94 @@ function parseRouteMessage(message: string): RouteChange | null {
 export class RedisStore implements Store {
   readonly description: string;
   private readonly redis: CommandRedis;
-  private readonly subscriber: Redis;
+  private subscriber: Redis;
+  private readonly cluster: boolean;
   private readonly routeListeners = new Listeners<RouteChange>('route change');
   private readonly profileListeners = new Listeners<ProfileChange>('profile change');
   private readonly reconnectListeners = new Listeners<void>('store reconnect');
   private closed = false;
 
   constructor(private readonly options: RedisStoreOptions) {
-    this.description = `redis ${options.url}`;
-    const common: RedisOptions = {
-      lazyConnect: true,
-      retryStrategy: (times) => (this.closed ? null : Math.min(50 * times, 1000)),
+    this.cluster = options.cluster === true;
+    this.description = `redis ${this.cluster ? 'cluster ' : ''}${options.url}`;
+    const commandOptions: RedisOptions = {
       connectTimeout: 5000,
-    };
-    this.redis = new Redis(options.url, {
-      ...common,
       enableOfflineQueue: false,
-      // No auto-pipelining: it waits a setImmediate before writing, which costs a loop turn on
-      // every call; the saves of one tick are pipelined explicitly instead (saveDocuments).
-      enableAutoPipelining: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs ?? 5000,
-    }) as CommandRedis;
-    this.subscriber = new Redis(options.url, { ...common, autoResubscribe: true });
+    };
+    if (this.cluster) {
+      this.redis = new Cluster([options.url], {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        // A pipeline cannot span the nodes of a cluster: ioredis groups one tick's commands per node.
+        enableAutoPipelining: true,
+        clusterRetryStrategy: (times) => (this.closed ? null : Math.min(50 * times, 1000)),
+        redisOptions: commandOptions,
+      }) as CommandRedis;
+    } else {
+      this.redis = new Redis(options.url, {
+        ...commandOptions,
+        lazyConnect: true,
+        retryStrategy: (times) => (this.closed ? null : Math.min(50 * times, 1000)),
+        // No auto-pipelining: it waits a setImmediate before writing, which costs a loop turn on
+        // every call; the saves of one tick are pipelined explicitly instead (saveDocuments).
+        enableAutoPipelining: false,
+      }) as CommandRedis;
+    }
+    this.subscriber = this.newSubscriber(options.url);
     for (const [name, lua, keys] of LUA) this.redis.defineCommand(name, { lua, numberOfKeys: keys });
     this.redis.on('error', () => { /* reported through the failing commands */ });
-    this.subscriber.on('error', () => { /* reported through onReconnect */ });
-    this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     this.watchReconnects(this.redis);
-    this.watchReconnects(this.subscriber);
+  }
+
+  /**
+   * The connection that hears publications, on the node at `url`. In a cluster it gives up on a
+   * node it cannot reach SUBSCRIBER_ATTEMPTS_PER_NODE times in a row and moves to another.
+   */
+  private newSubscriber(url: string): Redis {
+    const subscriber = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: 5000,
+      autoResubscribe: true,
+      retryStrategy: (times) => {
+        if (this.closed || (this.cluster && times > SUBSCRIBER_ATTEMPTS_PER_NODE)) return null;
+        return Math.min(50 * times, 1000);
+      },
+    });
+    subscriber.on('error', () => { /* reported through onReconnect */ });
+    subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    if (this.cluster) subscriber.once('end', () => void this.moveSubscriber(subscriber, url));
+    this.watchReconnects(subscriber);
+    return subscriber;
+  }
+
+  /** Cluster: the subscriber lost its node for good; listen on another node (tried in turn until one answers). */
+  private async moveSubscriber(lost: Redis, lostUrl: string): Promise<void> {
+    for (let round = 0; !this.closed && this.subscriber === lost; round++) {
+      const nodes = (this.redis as Cluster).nodes('all').map((node) => `redis://${node.options.host}:${node.options.port}`);
+      const candidates = [...new Set([...nodes, this.options.url])].filter((url) => url !== lostUrl || nodes.length <= 1);
+      for (const url of candidates) {
+        if (this.closed) return;
+        const next = this.newSubscriber(url);
+        try {
+          await next.connect();
+          await next.subscribe(ROUTE_CHANNEL, PROFILE_CHANNEL);
+        } catch {
+          next.removeAllListeners('end');
+          next.disconnect();
+          continue;
+        }
+        this.subscriber = next;
+        if (this.closed) {
+          next.disconnect();
+          return;
+        }
+        this.reconnectListeners.emit(); // publications were missed meanwhile
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(200 * (round + 1), 2000)));
+    }
   }
 
   async connect(): Promise<void> {
@@ -175,7 +244,7 @@ export class RedisStore implements Store {
     } catch (error) {
       await this.close();
       throw new StoreUnavailableError(
-        `Cannot reach Redis at ${this.options.url} (${(error as Error).message}). ` +
+        `Cannot reach Redis ${this.cluster ? 'Cluster node ' : ''}at ${this.options.url} (${(error as Error).message}). ` +
           `Start redis-server there, or pass the right --redis URL.`,
         { url: this.options.url },
       );
@@ -293,11 +362,12 @@ export class RedisStore implements Store {
       ...(save.calls ?? []).flat(),
     ] as const);
     let results: (readonly [Error | null, unknown])[];
-    if (args.length === 1) {
-      results = [await this.redis.kfSaveDocument(...(args[0] as unknown as Parameters<KuafuCommands['kfSaveDocument']>)).then(
+    if (args.length === 1 || this.cluster) {
+      // One save, or a cluster (a pipeline cannot span nodes; ioredis groups them per node).
+      results = await Promise.all(args.map((saveArgs) => this.redis.kfSaveDocument(...(saveArgs as unknown as Parameters<KuafuCommands['kfSaveDocument']>)).then(
         (reply) => [null, reply] as const,
         (error: Error) => [error, null] as const,
-      )];
+      )));
     } else {
       const pipeline = this.redis.pipeline() as unknown as KuafuCommands & { exec(): Promise<[Error | null, unknown][] | null> };
       for (const saveArgs of args) pipeline.kfSaveDocument(...(saveArgs as unknown as Parameters<KuafuCommands['kfSaveDocument']>));
@@ -337,10 +407,24 @@ export class RedisStore implements Store {
   }
 
   async scanProfiles(cursor: string, fields: string[]): Promise<{ cursor: string; profiles: Profile[] }> {
-    const [next, keys] = await this.run(() => this.redis.scan(cursor, 'MATCH', PROFILE_KEYS, 'COUNT', 500));
+    if (!this.cluster) return this.scanProfilesOn(this.redis as Redis, cursor, fields);
+    // A cluster: each master in turn (by address); the cursor is "<master's place>:<its cursor>".
+    const masters = (this.redis as Cluster).nodes('master')
+      .sort((a, b) => `${a.options.host}:${a.options.port}`.localeCompare(`${b.options.host}:${b.options.port}`));
+    const [place, inner] = cursor === '0' ? [0, '0'] : [Number(cursor.slice(0, cursor.indexOf(':'))), cursor.slice(cursor.indexOf(':') + 1)];
+    const master = masters[place];
+    if (!master) return { cursor: '0', profiles: [] };
+    const page = await this.scanProfilesOn(master, inner, fields);
+    if (page.cursor !== '0') return { cursor: `${place}:${page.cursor}`, profiles: page.profiles };
+    return { cursor: place + 1 < masters.length ? `${place + 1}:0` : '0', profiles: page.profiles };
+  }
+
+  /** One SCAN page of the profiles on one Redis node, with the fields asked for. */
+  private async scanProfilesOn(node: Redis, cursor: string, fields: string[]): Promise<{ cursor: string; profiles: Profile[] }> {
+    const [next, keys] = await this.run(() => node.scan(cursor, 'MATCH', PROFILE_KEYS, 'COUNT', 500));
     if (keys.length === 0) return { cursor: next, profiles: [] };
     const names = ['version', ...fields.map((field) => `f:${field}`)];
-    const pipeline = this.redis.pipeline();
+    const pipeline = node.pipeline();
     for (const key of keys) pipeline.hmget(key, ...names);
     const replies = await this.run(() => pipeline.exec());
     const profiles: Profile[] = [];
@@ -402,10 +486,20 @@ export class RedisStore implements Store {
       c.requestId, c.kind, c.resource, String(c.amount), c.reason, String(REMEMBERED_TREASURY_REQUESTS),
       String(GUILD_LEDGER_LENGTH), now, String(Number.MAX_SAFE_INTEGER),
     ];
-    // One pipeline: Redis runs the scripts one after another, in this order.
-    const pipeline = this.redis.pipeline() as unknown as KuafuCommands & { exec(): Promise<[Error | null, unknown][] | null> };
-    for (const change of changes) pipeline.kfTreasuryChange(...argsOf(change));
-    const replies = await this.run(() => pipeline.exec());
+    // One pipeline: Redis runs the scripts one after another, in this order. A cluster's pipelines
+    // cannot span nodes: there each change is a command of its own, and those of one guild (one
+    // node, one connection) still run in this order.
+    let replies: [Error | null, unknown][] | null;
+    if (this.cluster) {
+      replies = await Promise.all(changes.map((change) => this.redis.kfTreasuryChange(...argsOf(change)).then(
+        (reply): [Error | null, unknown] => [null, reply],
+        (error: Error): [Error | null, unknown] => [error, null],
+      )));
+    } else {
+      const pipeline = this.redis.pipeline() as unknown as KuafuCommands & { exec(): Promise<[Error | null, unknown][] | null> };
+      for (const change of changes) pipeline.kfTreasuryChange(...argsOf(change));
+      replies = await this.run(() => pipeline.exec());
+    }
     return changes.map((change, i) => {
       const [error, reply] = replies?.[i] ?? [new Error('no reply'), null];
       if (error) throw this.storeError(error);
@@ -533,7 +627,7 @@ export class RedisStore implements Store {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private watchReconnects(connection: Redis): void {
+  private watchReconnects(connection: Redis | Cluster): void {
     let lost = false;
     connection.on('close', () => { lost = true; });
     connection.on('ready', () => {

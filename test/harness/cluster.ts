@@ -23,6 +23,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket, { WebSocketServer } from 'ws';
 import { PeerClient, type PeerClientOptions } from '../../runtime/rpc/peer-client.js';
+import type { StoreConfig } from '../../runtime/cluster/config.js';
 
 /** Deadline of a process start, a message, an exit (generous: a loaded 2-core machine). */
 export const EVENT_DEADLINE_MS = 20_000;
@@ -140,7 +141,7 @@ export interface ServerSpec {
 
 export interface ClusterConfigOptions {
   servers: ServerSpec[];
-  store?: { kind: 'memory' } | { kind: 'redis'; url: string };
+  store?: StoreConfig;
   secret?: string;
   rpcTimeoutMs?: number;
   heartbeatMs?: number;

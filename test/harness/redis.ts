@@ -37,6 +37,11 @@ export interface StartRedisOptions {
    * comes back empty.
    */
   persistent?: boolean;
+  /**
+   * Start it as a Redis Cluster node (cluster-enabled, no slots yet: redis-cluster.ts forms the
+   * cluster). Default false.
+   */
+  clusterNode?: boolean;
 }
 
 const INSTALL_HINT = 'redis-server is not installed. Install it with: sudo apt-get install -y redis-server';
@@ -148,8 +153,12 @@ function logTail(dir: string): string {
   }
 }
 
-function spawnServer(bin: string, port: number, dir: string, persistent: boolean): Server {
+function spawnServer(bin: string, port: number, dir: string, persistent: boolean, clusterNode: boolean): Server {
+  const cluster = clusterNode
+    ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no']
+    : [];
   const args = [
+    ...cluster,
     '--port', String(port),
     '--bind', '127.0.0.1',
     '--save', '',
@@ -228,6 +237,7 @@ async function stopServer(server: Server, signal: NodeJS.Signals): Promise<void>
 
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisHandle> {
   const persistent = options.persistent ?? true;
+  const clusterNode = options.clusterNode ?? false;
   const bin = await ensureRedisServerBinary();
   installExitHook();
 
@@ -241,7 +251,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   let lastErr: unknown;
   for (let attempt = 0; attempt < 5 && !server; attempt++) {
     port = await freePort();
-    const s = spawnServer(bin, port, dir, persistent);
+    const s = spawnServer(bin, port, dir, persistent, clusterNode);
     try {
       await waitReady(s, port, dir);
       server = s;
@@ -297,7 +307,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
         // The port was just released; if redis cannot bind it yet (it exits
         // at once), try again for a little while.
         for (let attempt = 1; ; attempt++) {
-          const s = spawnServer(bin, port, dir, persistent);
+          const s = spawnServer(bin, port, dir, persistent, clusterNode);
           try {
             await waitReady(s, port, dir);
             current = s;
