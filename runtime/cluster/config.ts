@@ -57,6 +57,11 @@ export interface ClusterConfig {
    * to the config file; defaults to `scripts` beside it when that folder exists.
    */
   scriptsDir: string;
+  /**
+   * A module whose `playerModel` export (or default export) is the game servers' PlayerModel: the
+   * host's own player and RPC surface ('' for the reference player). Relative to the config file.
+   */
+  playerModel: string;
 }
 
 /** The secret of the shipped default config: fine on loopback, refused anywhere else. */
@@ -152,7 +157,17 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   } else if (existsSync(source) && existsSync(resolve(base, 'scripts'))) {
     scriptsDir = resolve(base, 'scripts');
   }
-  return { source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir };
+  let playerModel = '';
+  if (config.playerModel !== undefined) {
+    if (typeof config.playerModel !== 'string' || config.playerModel === '') {
+      fail(source, '"playerModel" must be the path of a JavaScript module (relative to the config file) that exports playerModel');
+    }
+    playerModel = resolve(base, config.playerModel);
+    if (!existsSync(playerModel)) fail(source, `"playerModel" ${playerModel} does not exist: build your player model module first (it must be JavaScript, e.g. tsc's output)`);
+  }
+  return {
+    source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir, playerModel,
+  };
 }
 
 /** Each game server's "battle" names a battle server, and each battle server is paired with exactly one game server. */

@@ -4,13 +4,36 @@ import { RedisStore } from '../store/redis-store.js';
 import type { Store } from '../store/store.js';
 import { serverNamed, type ClusterConfig } from './config.js';
 import { ServerNode } from './server-node.js';
+import { pathToFileURL } from 'node:url';
+import { ConfigError } from '../errors.js';
 import type { GameServerOptions } from '../game/game-server.js';
+import type { PlayerModel } from '../game/player.js';
 
 /** Opens the store the config names (connected). */
 export async function openStore(config: ClusterConfig): Promise<Store> {
   const store = config.store.kind === 'redis' ? new RedisStore({ url: config.store.url, cluster: config.store.cluster }) : new MemoryStore();
   await store.connect();
   return store;
+}
+
+/** The PlayerModel of the module the config's `playerModel` names (its `playerModel` export, or its default export). */
+export async function loadPlayerModel(config: ClusterConfig): Promise<PlayerModel> {
+  const where = `"playerModel" ${config.playerModel} (config ${config.source})`;
+  let module: Record<string, unknown>;
+  try {
+    module = await import(pathToFileURL(config.playerModel).href) as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError(`${where} could not be loaded: ${(error as Error).message}`);
+  }
+  const model = (module.playerModel ?? module.default) as Partial<PlayerModel> | undefined;
+  if (!model || typeof model !== 'object' || typeof model.newDocument !== 'function' || typeof model.create !== 'function' ||
+    !model.surface || typeof model.surface !== 'object') {
+    throw new ConfigError(`${where} must export playerModel (or a default export): a PlayerModel {newDocument(pid), create(doc, place, readOnly), surface}`);
+  }
+  for (const [path, kind] of Object.entries(model.surface)) {
+    if (kind !== 'read' && kind !== 'write') throw new ConfigError(`${where}: surface entry ${JSON.stringify(path)} must be 'read' or 'write', not ${JSON.stringify(kind)}`);
+  }
+  return model as PlayerModel;
 }
 
 /** Servers started together, and how to stop them. */
@@ -29,6 +52,9 @@ export interface StartOptions {
 
 export async function startServers(config: ClusterConfig, names?: string[], options: StartOptions = {}): Promise<RunningServers> {
   const chosen = names ? names.map((name) => serverNamed(config, name)) : config.servers;
+  if (!options.game?.model && config.playerModel && chosen.some((server) => server.roles.includes('game'))) {
+    options = { ...options, game: { ...options.game, model: await loadPlayerModel(config) } };
+  }
   const store = await openStore(config);
   const nodes: ServerNode[] = [];
   const stop = async () => {

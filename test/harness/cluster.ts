@@ -145,6 +145,8 @@ export interface ClusterConfigOptions {
   secret?: string;
   rpcTimeoutMs?: number;
   heartbeatMs?: number;
+  /** The config's "playerModel" (a module path), when set. */
+  playerModel?: string;
 }
 
 export interface ClusterConfigFile {
@@ -163,6 +165,7 @@ export function writeClusterConfig(options: ClusterConfigOptions): ClusterConfig
     store: options.store ?? { kind: 'memory' },
     rpcTimeoutMs: options.rpcTimeoutMs ?? 5000,
     heartbeatMs: options.heartbeatMs ?? 1000,
+    ...(options.playerModel === undefined ? {} : { playerModel: options.playerModel }),
     servers: options.servers.map((s) => ({
       name: s.name, roles: s.roles, rpcPort: 0, ...(s.gatewayPort === undefined ? {} : { gatewayPort: s.gatewayPort }),
     })),

@@ -1,0 +1,63 @@
+/**
+ * A host's own player model from the config (docs/host-guide.md, "Extending the player and its RPC
+ * surface"): `"playerModel": "<module>"` makes `kuafu up` and `kuafu serve` run game servers with it,
+ * so its methods are callable through player RPC; a module that is missing, or exports no model,
+ * stops the command with a message that names the field and exit code 2.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KuafuClient } from '../runtime/client/kuafu-client.js';
+import { issueLoginToken } from '../runtime/game/tokens.js';
+import { cleanupCluster, connect, onCleanup, runKuafu, spawnKuafu, writeClusterConfig } from './harness/cluster.js';
+
+const test = suite('player model from the config');
+const MODEL = fileURLToPath(new URL('./fixtures/player-model.js', import.meta.url));
+
+test.after(async () => { await cleanupCluster(); });
+
+test('kuafu up with "playerModel": the host\'s methods answer through player RPC, beside the reference ones', async () => {
+  const config = writeClusterConfig({
+    servers: [{ name: 'HS', roles: ['game'], gatewayPort: 0 }, { name: 'DC', roles: ['datacenter'] }],
+    playerModel: MODEL,
+  });
+  const up = spawnKuafu(['up', '--config', config.path]);
+  onCleanup(() => { up.kill('SIGTERM'); });
+  const [, rpc, gateway] = await up.waitForOutput(/HS\s+game\s+rpc (ws:\/\/\S+)\s+gateway (ws:\/\/\S+)/, 'the HS line with its gateway');
+  const pid = 8801;
+  const client = new KuafuClient({ pid, homeUrl: gateway!, loginToken: () => issueLoginToken(config.secret, pid, 'HS') });
+  onCleanup(() => client.close());
+  await client.login();
+
+  const hs = connect('HS', rpc!, config.secret);
+  const invoke = (path: string[], args: unknown[], id: string) => hs.call('player.invoke', { pid, path, args, id });
+  assert.equal(await invoke(['addexp'], [150, 'quest'], 'exp-1'), { level: 2, exp: 50 });
+  assert.is(await invoke(['getexp'], [], 'exp-2'), 50);
+  assert.is(await invoke(['addgold'], [7, 'quest'], 'gold-1'), 7, 'the reference surface is still there');
+  assert.equal(await invoke(['addexp'], [150, 'quest'], 'exp-1'), { level: 2, exp: 50 }, 'a retried call id answers its remembered result');
+  assert.is(await invoke(['getexp'], [], 'exp-3'), 50, 'and does not run again');
+  const refused = await invoke(['addexp'], [-1, 'quest'], 'exp-4').then(() => null, (error: Error) => error);
+  assert.match(String(refused?.message), /amount must be a positive integer/);
+});
+
+test('a "playerModel" that is missing, or exports no model, stops kuafu up with exit code 2 and says what to fix', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kuafu-model-'));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const servers = [{ name: 'HS', roles: ['game'] }];
+  const missing = writeClusterConfig({ servers, playerModel: join(dir, 'nowhere.js') });
+  const gone = await runKuafu(['up', '--config', missing.path]);
+  assert.is(gone.code, 2, gone.describe());
+  assert.match(gone.stderr, /"playerModel" .*nowhere\.js does not exist/);
+
+  const empty = join(dir, 'empty.mjs');
+  writeFileSync(empty, 'export const somethingElse = 1;\n');
+  const noModel = writeClusterConfig({ servers, playerModel: empty });
+  const wrong = await runKuafu(['up', '--config', noModel.path]);
+  assert.is(wrong.code, 2, wrong.describe());
+  assert.match(wrong.stderr, /must export playerModel \(or a default export\): a PlayerModel/);
+});
+
+test.run();
