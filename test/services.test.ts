@@ -558,6 +558,7 @@ test('the config pairs each game server with its own battle server, gives a gate
 test('kuafu demo on the embedded default cluster shows a profile push and a guild deduction from two servers', async () => {
   const demo = await runKuafu(['demo'], 90_000);
   assert.is(demo.code, 0, demo.describe());
+  assert.match(demo.stdout, /ok  ACCOUNT answered a login token for HS's gateway/);
   assert.match(demo.stdout, /ok  HS's cache applied the push: level \d+/);
   assert.match(demo.stdout, /ok  two deductions applied, the third refused with InsufficientResource/);
   assert.match(demo.stdout, /kuafu demo: every step checked out/);
