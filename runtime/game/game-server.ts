@@ -417,7 +417,12 @@ export class GameServer {
       for (const pid of pids) {
         const [route, mark] = await Promise.all([this.node.store.getRoute(pid), this.node.store.getMark(pid)]);
         if (!route || !mark || route.at === '') {
-          if (route && mark && route.at === '') await this.node.store.setMark(pid, this.name, '', route.epoch).catch(() => undefined);
+          if (route && mark && route.at === '') {
+            // A mark left behind while he is home: clear it first; unlist only once it is gone (or
+            // he moved meanwhile: then that move's own listing, under a later epoch, stays).
+            const cleared = await this.node.store.setMark(pid, this.name, '', route.epoch).then(() => true, (error: unknown) => error instanceof StaleOwnerError);
+            if (!cleared) continue;
+          }
           // Only what this state makes stale: a move since (listed under a later epoch) stays listed.
           // Away without a mark yet (his arrival is on its way here), his current epoch stays listed too.
           const below = !route ? Number.MAX_SAFE_INTEGER : route.at === '' ? route.epoch + 1 : route.epoch;

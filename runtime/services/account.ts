@@ -34,7 +34,10 @@ const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
 /** Logins of one account that may fail within LOGIN_WINDOW_MS before the next ones are refused (TooManyAttempts). */
 export const MAX_FAILED_LOGINS = 5;
 const LOGIN_WINDOW_MS = 60_000;
-/** Accounts with failed logins remembered at most (beyond it, windows that are over are forgotten at once). */
+/**
+ * Accounts with login attempts remembered, beyond which the windows that are over are forgotten at
+ * once (else as each account logs in again). Limits are per account server: with several, each counts its own.
+ */
 const MAX_REMEMBERED_FAILURES = 10_000;
 
 /** How often pending orders are looked at again, ms. */
@@ -167,8 +170,14 @@ export class AccountService {
     let attempts = this.attempts.get(account);
     if (attempts && now - attempts.since >= LOGIN_WINDOW_MS) attempts = undefined;
     if (!attempts) {
+      // Windows are kept in the order they started (a new window goes to the end), so the ones that
+      // are over are at the front.
+      this.attempts.delete(account);
       if (this.attempts.size >= MAX_REMEMBERED_FAILURES) {
-        for (const [name, old] of this.attempts) if (now - old.since >= LOGIN_WINDOW_MS) this.attempts.delete(name);
+        for (const [name, old] of this.attempts) {
+          if (now - old.since < LOGIN_WINDOW_MS) break;
+          this.attempts.delete(name);
+        }
       }
       attempts = { count: 0, since: now };
       this.attempts.set(account, attempts);

@@ -31,8 +31,11 @@ export class RankService {
   private readonly unsubscribes: Unsubscribe[] = [];
   /** The profile boards this server keeps. */
   private followed: string[] = [];
-  /** While a catch-up pass runs: per player, the newest profile version a publication applied meanwhile. */
-  private applied: Map<number, number> | null = null;
+  /**
+   * While a catch-up pass runs: per board and player (`board pid`), the newest profile version
+   * whose publication set that board's field meanwhile (a change of another field says nothing of it).
+   */
+  private applied: Map<string, number> | null = null;
   private pass: Promise<void> | null = null;
   private passAgain = false;
   private retry: NodeJS.Timeout | null = null;
@@ -59,9 +62,12 @@ export class RankService {
 
   /** A profile publication: the followed boards take the new values. */
   private follow(change: ProfileChange): void {
-    if (this.applied) this.applied.set(change.pid, Math.max(this.applied.get(change.pid) ?? 0, change.version));
     for (const board of this.followed) {
       if (!(board in change.changed)) continue;
+      if (this.applied) {
+        const key = `${board} ${change.pid}`;
+        this.applied.set(key, Math.max(this.applied.get(key) ?? 0, change.version));
+      }
       this.node.store.setRankScore(board, change.pid, scoreOf(change.changed[board])).catch((error: Error) => {
         this.node.log.warn(`board ${board}: cannot set player ${change.pid}'s score (${error.message}); a pass over the profiles will`);
         void this.catchUp();
@@ -102,13 +108,13 @@ export class RankService {
   }
 
   /**
-   * Sets every player's followed scores from his profile. A publication that arrives during the
-   * pass wins over an older read of the same profile: its version is remembered and the read skipped
-   * (a read that came first is written first, on the same connection).
+   * Sets every player's followed scores from his profile. A publication of a board's field that
+   * arrives during the pass wins over an older read of it: its version is remembered and that read
+   * skipped (a read that came first is written first, on the same connection).
    */
   private async passOverProfiles(): Promise<void> {
     const store = this.node.store;
-    const applied = new Map<number, number>();
+    const applied = new Map<string, number>();
     this.applied = applied;
     try {
       let cursor = '0';
@@ -116,9 +122,9 @@ export class RankService {
         const page = await store.scanProfiles(cursor, this.followed);
         const writes: Promise<void>[] = [];
         for (const profile of page.profiles) {
-          if ((applied.get(profile.pid) ?? 0) >= profile.version) continue;
           for (const board of this.followed) {
-            if (board in profile.fields) writes.push(store.setRankScore(board, profile.pid, scoreOf(profile.fields[board])));
+            if (!(board in profile.fields) || (applied.get(`${board} ${profile.pid}`) ?? 0) >= profile.version) continue;
+            writes.push(store.setRankScore(board, profile.pid, scoreOf(profile.fields[board])));
           }
         }
         await Promise.all(writes);

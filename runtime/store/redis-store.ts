@@ -159,7 +159,6 @@ export class RedisStore implements Store {
     this.description = `redis ${this.cluster ? 'cluster ' : ''}${options.url}`;
     const commandOptions: RedisOptions = {
       connectTimeout: 5000,
-      enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs ?? 5000,
     };
@@ -170,11 +169,14 @@ export class RedisStore implements Store {
         // A pipeline cannot span the nodes of a cluster: ioredis groups one tick's commands per node.
         enableAutoPipelining: true,
         clusterRetryStrategy: (times) => (this.closed ? null : Math.min(50 * times, 1000)),
+        // (ioredis keeps the offline queue of the node connections, which it makes lazily: failing
+        // fast while the cluster is down is the cluster's own enableOfflineQueue, and the timeout.)
         redisOptions: commandOptions,
       }) as CommandRedis;
     } else {
       this.redis = new Redis(options.url, {
         ...commandOptions,
+        enableOfflineQueue: false,
         lazyConnect: true,
         retryStrategy: (times) => (this.closed ? null : Math.min(50 * times, 1000)),
         // No auto-pipelining: it waits a setImmediate before writing, which costs a loop turn on
@@ -192,8 +194,8 @@ export class RedisStore implements Store {
    * The connection that hears publications, on the node at `url`. In a cluster it gives up on a
    * node it cannot reach SUBSCRIBER_ATTEMPTS_PER_NODE times in a row and moves to another.
    */
-  private newSubscriber(url: string): Redis {
-    const subscriber = new Redis(url, {
+  private newSubscriber(url: string, node?: RedisOptions): Redis {
+    const options: RedisOptions = {
       lazyConnect: true,
       connectTimeout: 5000,
       autoResubscribe: true,
@@ -201,7 +203,11 @@ export class RedisStore implements Store {
         if (this.closed || (this.cluster && times > SUBSCRIBER_ATTEMPTS_PER_NODE)) return null;
         return Math.min(50 * times, 1000);
       },
-    });
+    };
+    // A node found in the cluster's list connects as the cluster's own connections do (its password, TLS…).
+    const subscriber = node
+      ? new Redis({ ...options, host: node.host, port: node.port, username: node.username, password: node.password, tls: node.tls })
+      : new Redis(url, options);
     subscriber.on('error', () => { /* reported through onReconnect */ });
     subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     if (this.cluster) subscriber.once('end', () => void this.moveSubscriber(subscriber, url));
@@ -212,11 +218,11 @@ export class RedisStore implements Store {
   /** Cluster: the subscriber lost its node for good; listen on another node (tried in turn until one answers). */
   private async moveSubscriber(lost: Redis, lostUrl: string): Promise<void> {
     for (let round = 0; !this.closed && this.subscriber === lost; round++) {
-      const nodes = (this.redis as Cluster).nodes('all').map((node) => `redis://${node.options.host}:${node.options.port}`);
-      const candidates = [...new Set([...nodes, this.options.url])].filter((url) => url !== lostUrl || nodes.length <= 1);
+      const nodes = new Map((this.redis as Cluster).nodes('all').map((node) => [`redis://${node.options.host}:${node.options.port}`, node.options]));
+      const candidates = [...new Set([...nodes.keys(), this.options.url])].filter((url) => url !== lostUrl || nodes.size <= 1);
       for (const url of candidates) {
         if (this.closed) return;
-        const next = this.newSubscriber(url);
+        const next = this.newSubscriber(url, nodes.get(url));
         try {
           await next.connect();
           await next.subscribe(ROUTE_CHANNEL, PROFILE_CHANNEL);
@@ -324,11 +330,10 @@ export class RedisStore implements Store {
   }
 
   async setMark(pid: number, home: string, go: string, epoch: number): Promise<void> {
-    // List first (same connection, so Redis runs it first): the list may hold a player whose mark
-    // is gone, never miss one who has a mark.
-    const listed = go !== '' ? this.run(() => this.redis.zadd(markedKey(home), 'GT', epoch, String(pid))) : null;
+    // List first, and only then mark: the list may hold a player whose mark is gone, never miss one
+    // who has a mark (in a cluster the list and the route may live on different nodes).
+    if (go !== '') await this.run(() => this.redis.zadd(markedKey(home), 'GT', epoch, String(pid)));
     const reply = await this.run(() => this.redis.kfSetMark(routeKey(pid), go, String(epoch)));
-    await listed;
     this.routeOrThrow(pid, epoch, reply);
   }
 
@@ -408,15 +413,23 @@ export class RedisStore implements Store {
 
   async scanProfiles(cursor: string, fields: string[]): Promise<{ cursor: string; profiles: Profile[] }> {
     if (!this.cluster) return this.scanProfilesOn(this.redis as Redis, cursor, fields);
-    // A cluster: each master in turn (by address); the cursor is "<master's place>:<its cursor>".
-    const masters = (this.redis as Cluster).nodes('master')
-      .sort((a, b) => `${a.options.host}:${a.options.port}`.localeCompare(`${b.options.host}:${b.options.port}`));
-    const [place, inner] = cursor === '0' ? [0, '0'] : [Number(cursor.slice(0, cursor.indexOf(':'))), cursor.slice(cursor.indexOf(':') + 1)];
+    // A cluster: each master in turn, by address; the cursor is "<master's address> <its cursor>".
+    // A master gone since the last page (a failover) is passed over: the next address goes on from 0.
+    const address = (node: Redis) => `${node.options.host}:${node.options.port}`;
+    const masters = (this.redis as Cluster).nodes('master').sort((a, b) => address(a).localeCompare(address(b)));
+    const [at, inner] = cursor === '0' ? ['', '0'] : [cursor.slice(0, cursor.indexOf(' ')), cursor.slice(cursor.indexOf(' ') + 1)];
+    let place = masters.findIndex((node) => address(node) === at);
+    let from = inner;
+    if (place < 0) {
+      place = masters.findIndex((node) => address(node) > at);
+      from = '0';
+    }
     const master = masters[place];
     if (!master) return { cursor: '0', profiles: [] };
-    const page = await this.scanProfilesOn(master, inner, fields);
-    if (page.cursor !== '0') return { cursor: `${place}:${page.cursor}`, profiles: page.profiles };
-    return { cursor: place + 1 < masters.length ? `${place + 1}:0` : '0', profiles: page.profiles };
+    const page = await this.scanProfilesOn(master, from, fields);
+    if (page.cursor !== '0') return { cursor: `${address(master)} ${page.cursor}`, profiles: page.profiles };
+    const next = masters[place + 1];
+    return { cursor: next ? `${address(next)} 0` : '0', profiles: page.profiles };
   }
 
   /** One SCAN page of the profiles on one Redis node, with the fields asked for. */
