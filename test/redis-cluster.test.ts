@@ -15,7 +15,7 @@ import { startServers } from '../runtime/cluster/start.js';
 import { issueLoginToken } from '../runtime/game/tokens.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
 import type { PlayerDocument } from '../runtime/game/player.js';
-import { cleanupCluster, eventually, onCleanup, spawnServe, writeClusterConfig } from './harness/cluster.js';
+import { cleanupCluster, eventually, onCleanup, quietly, spawnServe, writeClusterConfig } from './harness/cluster.js';
 import { startRedisCluster, type RedisClusterHandle } from './harness/redis-cluster.js';
 
 const test = suite('game servers on a Redis Cluster');
@@ -41,12 +41,7 @@ test('login, a transfer, player RPC wherever he is, home again and logout: all o
   // --redis names another node: the config's "cluster": true still holds.
   const hs = await spawnServe(config.path, 'HS', cluster!.nodes[0]!.url);
   await spawnServe(config.path, 'GS1', cluster!.nodes[2]!.url);
-  const level = process.env.KUAFU_LOG_LEVEL;
-  process.env.KUAFU_LOG_LEVEL = 'warn';
-  const local = await startServers(loadConfig(config.path, {}), ['DC']).finally(() => {
-    if (level === undefined) delete process.env.KUAFU_LOG_LEVEL;
-    else process.env.KUAFU_LOG_LEVEL = level;
-  });
+  const local = await quietly(() => startServers(loadConfig(config.path, {}), ['DC']));
   onCleanup(() => local.stop());
   assert.match(local.store.description, /^redis cluster /);
   const store = new RedisStore({ url: cluster!.nodes[2]!.url, cluster: true });

@@ -28,7 +28,7 @@ import { ScriptError } from '../runtime/sandbox/index.js';
 import { servicesOf, type BattleResult, type TreasuryReceipt } from '../runtime/services/index.js';
 import { guildServerFor, rankServerFor } from '../runtime/services/placement.js';
 import type { Guild, LedgerEntry, RankEntry } from '../runtime/store/store.js';
-import { ROOT, cleanupCluster, eventually, onCleanup } from './harness/cluster.js';
+import { ROOT, cleanupCluster, eventually, onCleanup, quietly } from './harness/cluster.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
 
 const test = suite('sdk services');
@@ -57,21 +57,15 @@ test.before(async () => {
       { name: 'HS-battle', roles: ['battle'], rpcPort: 0 },
     ],
   }, 'sdk-services test config');
-  // The in-process servers log warnings only (the test's output stays readable).
-  const level = process.env.KUAFU_LOG_LEVEL;
-  process.env.KUAFU_LOG_LEVEL = 'warn';
-  try {
-    // The function servers first (the game servers' callers find them up), then each game server
-    // on its own store connection.
+  // The function servers first (the game servers' callers find them up), then each game server
+  // on its own store connection.
+  await quietly(async () => {
     for (const group of [['DC', 'GUILD', 'RANK', 'HS-battle'], ['HS'], ['GS1']]) {
       const running = await startServers(config, group);
       onCleanup(() => running.stop());
       for (const node of running.nodes) nodes[node.name] = node;
     }
-  } finally {
-    if (level === undefined) delete process.env.KUAFU_LOG_LEVEL;
-    else process.env.KUAFU_LOG_LEVEL = level;
-  }
+  });
   assert.is(guildServerFor(config, 'wolves-1'), 'GUILD');
   assert.is(rankServerFor(config, 'level'), 'RANK');
 });

@@ -37,7 +37,7 @@ import { callScriptService } from '../runtime/services/script-surface.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
 import type { PlayerDocument } from '../runtime/game/player.js';
 import {
-  EVENT_DEADLINE_MS, cleanupCluster, eventually, onCleanup, rejectionOf, runKuafu, spawnServe, within, type ServeProcess,
+  EVENT_DEADLINE_MS, cleanupCluster, eventually, onCleanup, quietly, rejectionOf, runKuafu, spawnServe, within, type ServeProcess,
 } from './harness/cluster.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
 import { seeded } from './harness/random.js';
@@ -95,19 +95,14 @@ test.before(async () => {
   await store.connect();
   onCleanup(() => store.close());
   await Promise.all(SERVED.map(async (name) => { served[name] = await spawnServe(configPath, name, redis.url); }));
-  const level = process.env.KUAFU_LOG_LEVEL;
-  process.env.KUAFU_LOG_LEVEL = 'warn';
-  try {
+  await quietly(async () => {
     for (const name of GAMES) {
       // One startServers each: every game server has its own store connections, as separate processes do.
       const running: RunningServers = await startServers(loadConfig(configPath, {}), [name]);
       onCleanup(() => running.stop());
       games[name] = running.nodes[0]!;
     }
-  } finally {
-    if (level === undefined) delete process.env.KUAFU_LOG_LEVEL;
-    else process.env.KUAFU_LOG_LEVEL = level;
-  }
+  });
 });
 
 test.after(async () => {

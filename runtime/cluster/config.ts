@@ -36,6 +36,8 @@ export interface ServerConfig {
   gatewayPort?: number;
   /** The battle server paired with this game server (DESIGN §1: each game server has its own). */
   battle?: string;
+  /** HTTP port serving this server's metrics at GET /metrics (Prometheus text); 0 picks a free one; absent: none. */
+  metricsPort?: number;
 }
 
 /** The shared store: in-process memory, or Redis (one node, or any node of a Redis Cluster with `cluster: true`). */
@@ -134,6 +136,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
         fail(source, `${where}.gatewayPort: ${s.name} is both a game server and an account server, and one port cannot be both gateways; put the account role on a server of its own`);
       }
     }
+    if (s.metricsPort !== undefined) server.metricsPort = port(source, `${where}.metricsPort`, s.metricsPort);
     if (s.battle !== undefined) {
       if (typeof s.battle !== 'string' || !NAME.test(s.battle)) fail(source, `${where}.battle must name the battle server paired with ${s.name}, not ${JSON.stringify(s.battle)}`);
       if (!server.roles.includes('game')) fail(source, `${where}.battle: only a game server has a battle server, and ${s.name} has no "game" role`);

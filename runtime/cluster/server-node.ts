@@ -12,6 +12,7 @@ import { gameRole } from '../roles/game.js';
 import { guildRole } from '../roles/guild.js';
 import { rankRole } from '../roles/rank.js';
 import type { RoleRuntime } from '../roles/role.js';
+import { ServerMetrics } from './metrics.js';
 import type { GameServer, GameServerOptions } from '../game/game-server.js';
 import { PlayerCaller } from '../game/player-calls.js';
 import { servicesOf, stopServicesOf, type Services } from '../services/index.js';
@@ -53,6 +54,8 @@ export interface ServerInfo {
   store: string;
   connectedPeers: string[];
   cachedRoutes: number;
+  /** Where its metrics are served (`http://host:port/metrics`; '' without a metricsPort). */
+  metrics: string;
 }
 
 export class ServerNode {
@@ -65,6 +68,8 @@ export class ServerNode {
   readonly players: PlayerCaller;
   /** The game server, when this node hosts the game role. */
   readonly game: GameServer | null = null;
+  /** This server's metrics (served on its metricsPort, answered by cluster.metrics). */
+  readonly metrics: ServerMetrics;
   private readonly rpc: RpcServer;
   private readonly runtimes: RoleRuntime[] = [];
   private readonly peers = new Map<string, PeerClient>();
@@ -87,6 +92,23 @@ export class ServerNode {
       Object.assign(methods, runtime.methods);
       if ('game' in runtime) this.game = runtime.game as GameServer;
     }
+    this.metrics = new ServerMetrics(server.name, {
+      playersOnline: () => {
+        let online = 0;
+        for (const loaded of this.game?.host.players.values() ?? []) if (loaded.session) online++;
+        return online;
+      },
+      peers: () => [...this.peers.values()].map((p) => ({ peer: p.peer, connected: p.connected })),
+      storeUp: () => !this.storeDown,
+      bundles: () => {
+        const scripts = this.game?.scripts.host;
+        if (!scripts) return [];
+        return scripts.names().map((name) => {
+          const stats = scripts.stats(name);
+          return { name, inFlight: stats.inFlight, heapUsedBytes: stats.heapUsedMiB === null ? null : Math.round(stats.heapUsedMiB * 1024 * 1024), isolatesRemade: stats.isolatesMade };
+        });
+      },
+    });
     this.rpc = new RpcServer({
       name: server.name,
       secret: options.cluster.secret,
@@ -94,6 +116,7 @@ export class ServerNode {
       port: server.rpcPort,
       methods,
       log: this.log,
+      onServed: (method, outcome) => this.metrics.rpcServed(method, outcome),
     });
   }
 
@@ -136,6 +159,7 @@ export class ServerNode {
   /** Listens, announces itself in the registry and starts its heartbeat. */
   async start(): Promise<void> {
     await this.rpc.listen();
+    if (this.options.server.metricsPort !== undefined) await this.metrics.listen(this.options.server.host, this.options.server.metricsPort, this.log);
     this.routes.start();
     servicesOf(this); // the profile cache follows the store from the start
     for (const runtime of this.runtimes) await runtime.start?.();
@@ -155,6 +179,7 @@ export class ServerNode {
     for (const peer of this.peers.values()) peer.close();
     this.peers.clear();
     await this.rpc.close();
+    await this.metrics.close();
   }
 
   /** Calls `method` on server `server` (a persistent, authenticated connection per peer). */
@@ -211,6 +236,7 @@ export class ServerNode {
       store: this.store.description,
       connectedPeers: [...this.peers.values()].filter((p) => p.connected).map((p) => p.peer),
       cachedRoutes: this.routes.size,
+      metrics: this.metrics.url,
     };
   }
 

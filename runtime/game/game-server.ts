@@ -90,8 +90,14 @@ export class GameServer {
     this.scriptsDir = options.scriptsDir ?? '';
     this.playerData = options.playerData ?? ((player) => ({ name: player.getinfo().name, home_level: player.getlevel() }));
     this.gateway = new Gateway({ host, port: gatewayPort, log: node.log }, {
-      login: (session, pid, token) => this.login(session, pid, token),
-      enter: (session, pid, token) => this.enter(session, pid, token),
+      login: (session, pid, token) => this.login(session, pid, token).then(
+        () => node.metrics.login('ok'),
+        (error: unknown) => {
+          node.metrics.login(error instanceof KuafuError ? error.kind : 'Internal');
+          throw error;
+        },
+      ),
+      enter: (session, pid, token) => this.enter(session, pid, token).then(() => node.metrics.transfer('in')),
       go: (session, server) => this.transfer(session.pid!, server).then(() => undefined),
       logout: (session) => this.logout(session, true),
       closed: (session) => {
@@ -294,6 +300,7 @@ export class GameServer {
         session.close(1000, `go to ${to}`);
       }
       loaded.session = null;
+      this.node.metrics.transfer('out');
       return { pid, from: this.name, to };
     } catch (error) {
       if (this.host.get(pid) === loaded) loaded.state = 'active';

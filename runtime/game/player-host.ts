@@ -137,8 +137,10 @@ export class PlayerHost {
     }).then(
       () => {
         loaded.player.dirty = false;
+        this.node.metrics.save('stored');
       },
       (error: unknown) => {
+        this.node.metrics.save(error instanceof StaleOwnerError ? 'stale' : 'failed');
         loaded.player.returnNewCalls(taken);
         if (error instanceof StaleOwnerError) this.drop(loaded, 'another server owns this player now');
         throw error;

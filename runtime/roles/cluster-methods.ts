@@ -14,6 +14,8 @@ export function clusterMethods(node: ServerNode): MethodTable {
     'cluster.echo': (arg: unknown) => arg,
     /** Who this server is and how it is doing. */
     'cluster.info': () => node.info(),
+    /** This server's metrics, as Prometheus text (what GET /metrics on its metricsPort serves). */
+    'cluster.metrics': () => node.metrics.text(),
     /** Calls `cluster.ping` on another server from this one: is the link between them up? */
     'cluster.probe': async (arg: unknown) => {
       const server = stringField(objectArg(arg, 'cluster.probe'), 'cluster.probe', 'server');

@@ -40,6 +40,8 @@ export interface RpcServerOptions {
   maxMessageBytes?: number;
   /** A connection that has not authenticated by then is closed (default 10 s). */
   authTimeoutMs?: number;
+  /** Told of every call answered: its method and 'ok' or the error's kind (for the metrics). */
+  onServed?: (method: string, outcome: string) => void;
 }
 
 interface JsonRpcMessage {
@@ -100,31 +102,39 @@ export class RpcServer {
 
   private wrap(name: string, handler: MethodHandler): jayson.Method {
     const log = this.options.log;
+    const served = this.options.onServed ?? (() => undefined);
     return new jayson.Method(
       ((params: unknown, context: CallContext, callback: (error: unknown, result?: unknown) => void) => {
         let arg: unknown;
         try {
           arg = decodeValue(params);
         } catch {
+          served(name, 'InvalidParams');
           callback(INVALID_PARAMS);
           return;
         }
         try {
           checkValue(arg, () => `the argument of ${name}`);
         } catch (error) {
+          served(name, 'InvalidParams');
           callback({ code: JSONRPC_CODES.InvalidParams, message: `Invalid params: ${(error as Error).message}` });
           return;
         }
         const fail = (error: unknown) => {
           if (!(error instanceof KuafuError || error instanceof RpcProtocolError)) log.error(`method ${name} failed`, error);
+          served(name, error instanceof KuafuError ? error.kind : error instanceof RpcProtocolError ? 'InvalidParams' : 'Internal');
           callback(toWire(error));
         };
         const reply = (value: unknown) => {
+          let encoded: unknown;
           try {
-            callback(null, encodeValue(value, () => `the result of ${name}`));
+            encoded = encodeValue(value, () => `the result of ${name}`);
           } catch (error) {
             fail(error);
+            return;
           }
+          served(name, 'ok');
+          callback(null, encoded);
         };
         let result: unknown;
         try {

@@ -349,6 +349,21 @@ export async function runKuafu(args: string[], ms = 30_000): Promise<{ code: num
 
 // ---- clients ------------------------------------------------------------------------------------
 
+/**
+ * Runs `start` (servers started in the test process) with their logs at warnings and above, so the
+ * test's output stays readable; the log level is restored afterwards.
+ */
+export async function quietly<T>(start: () => Promise<T>): Promise<T> {
+  const level = process.env.KUAFU_LOG_LEVEL;
+  process.env.KUAFU_LOG_LEVEL = 'warn';
+  try {
+    return await start();
+  } finally {
+    if (level === undefined) delete process.env.KUAFU_LOG_LEVEL;
+    else process.env.KUAFU_LOG_LEVEL = level;
+  }
+}
+
 /** Registers something for cleanupCluster to close (a game client, a store, an in-process server…). */
 export function onCleanup(close: () => void | Promise<void>): void {
   closers.add(close);

@@ -24,7 +24,7 @@ import type { PeerClient } from '../../runtime/rpc/peer-client.js';
 import { RedisStore } from '../../runtime/store/redis-store.js';
 import type { Mark, Route } from '../../runtime/store/store.js';
 import {
-  cleanupCluster, connect, eventually, onCleanup, spawnServe, writeClusterConfig, type ClusterConfigFile, type ServeProcess,
+  cleanupCluster, connect, eventually, onCleanup, quietly, spawnServe, writeClusterConfig, type ClusterConfigFile, type ServeProcess,
 } from './cluster.js';
 import { startRedis, type RedisHandle } from './redis.js';
 
@@ -79,15 +79,7 @@ export class GameCluster {
       await store.connect();
       onCleanup(() => store.close());
       // The in-process servers log warnings only (the test's output stays readable).
-      const level = process.env.KUAFU_LOG_LEVEL;
-      process.env.KUAFU_LOG_LEVEL = 'warn';
-      let local: RunningServers;
-      try {
-        local = await startServers(loadConfig(config.path, {}), ['DC', ...inProcessGames]);
-      } finally {
-        if (level === undefined) delete process.env.KUAFU_LOG_LEVEL;
-        else process.env.KUAFU_LOG_LEVEL = level;
-      }
+      const local: RunningServers = await quietly(() => startServers(loadConfig(config.path, {}), ['DC', ...inProcessGames]));
       onCleanup(() => local.stop());
       const cluster = new GameCluster(redis, config, store, local);
       await Promise.all(games.map((name) => cluster.serve(name)));
