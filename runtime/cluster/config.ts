@@ -64,7 +64,23 @@ export interface ClusterConfig {
    * host's own player and RPC surface ('' for the reference player). Relative to the config file.
    */
   playerModel: string;
+  /** The limits of the designer scripts' isolates on every game server (unset: the script host's defaults). */
+  scriptLimits: ScriptLimitsConfig;
 }
+
+/** What the config may set of the script host's limits (runtime/sandbox/script-host.ts has the defaults). */
+export interface ScriptLimitsConfig {
+  /** Memory limit of each bundle's isolate, MiB (default 64). */
+  memoryLimitMiB?: number;
+  /** Deadline of one script call, awaits included, ms (default 5000). */
+  deadlineMs?: number;
+  /** The longest stretch of synchronous script work, ms (default 1000). */
+  syncLimitMs?: number;
+  /** The largest value crossing the sandbox's edge, bytes (default 1 MiB). */
+  maxValueBytes?: number;
+}
+
+const SCRIPT_LIMITS = ['memoryLimitMiB', 'deadlineMs', 'syncLimitMs', 'maxValueBytes'] as const;
 
 /** The secret of the shipped default config: fine on loopback, refused anywhere else. */
 export const DEVELOPMENT_SECRET = 'kuafu-development-secret-change-me';
@@ -168,8 +184,20 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     playerModel = resolve(base, config.playerModel);
     if (!existsSync(playerModel)) fail(source, `"playerModel" ${playerModel} does not exist: build your player model module first (it must be JavaScript, e.g. tsc's output)`);
   }
+  const scriptLimits: ScriptLimitsConfig = {};
+  if (config.scriptLimits !== undefined) {
+    const given = config.scriptLimits as Record<string, unknown>;
+    if (given === null || typeof given !== 'object' || Array.isArray(given)) fail(source, `"scriptLimits" must be an object with some of ${SCRIPT_LIMITS.join(', ')}`);
+    for (const [key, value] of Object.entries(given)) {
+      if (!(SCRIPT_LIMITS as readonly string[]).includes(key)) fail(source, `"scriptLimits.${key}" is not a script limit; the limits are ${SCRIPT_LIMITS.join(', ')}`);
+      if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(source, `"scriptLimits.${key}" must be a positive number`);
+      scriptLimits[key as (typeof SCRIPT_LIMITS)[number]] = value;
+    }
+    if (scriptLimits.memoryLimitMiB !== undefined && scriptLimits.memoryLimitMiB < 8) fail(source, '"scriptLimits.memoryLimitMiB" must be at least 8 (MiB)');
+  }
   return {
     source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir, playerModel,
+    scriptLimits,
   };
 }
 

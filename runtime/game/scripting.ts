@@ -83,7 +83,7 @@ export class Scripting {
   private readonly pending = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly node: ServerNode) {
-    this.host = new ScriptHost({ services: new ClusterScriptServices(node), logger: node.log.child('scripts') });
+    this.host = new ScriptHost({ ...node.cluster.scriptLimits, services: new ClusterScriptServices(node), logger: node.log.child('scripts') });
   }
 
   /** The methods `kuafu script run` uses. */

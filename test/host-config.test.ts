@@ -1,8 +1,9 @@
 /**
- * A host's own player model from the config (docs/host-guide.md, "Extending the player and its RPC
- * surface"): `"playerModel": "<module>"` makes `kuafu up` and `kuafu serve` run game servers with it,
- * so its methods are callable through player RPC; a module that is missing, or exports no model,
- * stops the command with a message that names the field and exit code 2.
+ * What a host sets in the config for its game servers (docs/host-guide.md):
+ * - a player model of its own (`"playerModel": "<module>"`): `kuafu up` and `kuafu serve` run game
+ *   servers with it, so its methods are callable through player RPC; a module that is missing, or
+ *   exports no model, stops the command with a message that names the field and exit code 2;
+ * - the limits of the designer scripts (`"scriptLimits"`), in force on every game server.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,9 +13,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KuafuClient } from '../runtime/client/kuafu-client.js';
 import { issueLoginToken } from '../runtime/game/tokens.js';
-import { cleanupCluster, connect, onCleanup, runKuafu, spawnKuafu, writeClusterConfig } from './harness/cluster.js';
+import { parseConfig } from '../runtime/cluster/config.js';
+import { startServers } from '../runtime/cluster/start.js';
+import { ConfigError } from '../runtime/errors.js';
+import { ScriptLimitError } from '../runtime/sandbox/script-error.js';
+import { cleanupCluster, connect, onCleanup, quietly, runKuafu, spawnKuafu, writeClusterConfig } from './harness/cluster.js';
 
-const test = suite('player model from the config');
+const test = suite('host options from the config');
 const MODEL = fileURLToPath(new URL('./fixtures/player-model.js', import.meta.url));
 
 test.after(async () => { await cleanupCluster(); });
@@ -58,6 +63,33 @@ test('a "playerModel" that is missing, or exports no model, stops kuafu up with 
   const wrong = await runKuafu(['up', '--config', noModel.path]);
   assert.is(wrong.code, 2, wrong.describe());
   assert.match(wrong.stderr, /must export playerModel \(or a default export\): a PlayerModel/);
+});
+
+test('"scriptLimits" reach every game server\'s script host: a bundle fine under the default 64 MiB breaks a 16 MiB limit', async () => {
+  const parse = (scriptLimits: unknown) => parseConfig({ secret: 'host-config-secret-0123', scriptsDir: '', scriptLimits, servers: [{ name: 'HS', roles: ['game'], rpcPort: 0 }] }, 'test.json', {});
+  const refused = (scriptLimits: unknown, message: RegExp) =>
+    assert.throws(() => parse(scriptLimits), (error: Error) => error instanceof ConfigError && message.test(error.message));
+  refused({ memoryLimitMiB: 'lots' }, /"scriptLimits.memoryLimitMiB" must be a positive number/);
+  refused({ cpu: 5 }, /"scriptLimits.cpu" is not a script limit; the limits are memoryLimitMiB, deadlineMs, syncLimitMs, maxValueBytes/);
+  refused({ memoryLimitMiB: 4 }, /at least 8/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'kuafu-limits-'));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'hungry.ts');
+  // About 32 MiB of arrays, kept alive until the function returns.
+  writeFileSync(file, 'export function main() { const kept: number[][] = []; for (let i = 0; i < 400; i++) kept.push(new Array(10000).fill(i)); return kept.length; }\n');
+  for (const [limits, fits] of [[{}, true], [{ memoryLimitMiB: 16, deadlineMs: 3000 }, false]] as const) {
+    const running = await quietly(() => startServers(parse(limits)));
+    onCleanup(() => running.stop());
+    const scripts = running.nodes[0]!.game!.scripts.host;
+    assert.is(scripts.settings.memoryLimitMiB, 'memoryLimitMiB' in limits ? 16 : 64);
+    assert.is(scripts.settings.deadlineMs, 'deadlineMs' in limits ? 3000 : 5000);
+    await scripts.loadFile(file, 'hungry');
+    const outcome = await scripts.run('hungry', 'main', []).then((value) => value, (error: Error) => error);
+    if (fits) assert.is(outcome, 400, 'fits in the default 64 MiB');
+    else assert.ok(outcome instanceof ScriptLimitError && outcome.limit === 'memory', `breaks the 16 MiB limit: ${String(outcome)}`);
+    await running.stop();
+  }
 });
 
 test.run();
