@@ -30,6 +30,7 @@ export class ServerMetrics {
   private readonly logins: Counter<'outcome'>;
   private readonly transfers: Counter<'direction'>;
   private readonly saves: Counter<'outcome'>;
+  private readonly saveChildren = new Map<string, Child>();
   private http: Server | null = null;
   private boundUrl = '';
 
@@ -98,8 +99,10 @@ export class ServerMetrics {
     this.transfers.labels(direction).inc();
   }
 
-  save(outcome: 'stored' | 'stale' | 'failed', count = 1): void {
-    this.saves.labels(outcome).inc(count);
+  save(outcome: 'stored' | 'stale' | 'failed'): void {
+    let child = this.saveChildren.get(outcome);
+    if (!child) this.saveChildren.set(outcome, (child = this.saves.labels(outcome)));
+    child.inc();
   }
 
   /** The metrics as Prometheus text. */
