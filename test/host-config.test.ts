@@ -26,12 +26,13 @@ test.after(async () => { await cleanupCluster(); });
 
 test('kuafu up with "playerModel": the host\'s methods answer through player RPC, beside the reference ones', async () => {
   const config = writeClusterConfig({
-    servers: [{ name: 'HS', roles: ['game'], gatewayPort: 0 }, { name: 'DC', roles: ['datacenter'] }],
+    servers: [{ name: 'HS', roles: ['game'], gatewayPort: 0, metricsPort: 0 }, { name: 'DC', roles: ['datacenter'] }],
     playerModel: MODEL,
   });
   const up = spawnKuafu(['up', '--config', config.path]);
   onCleanup(() => { up.kill('SIGTERM'); });
-  const [, rpc, gateway] = await up.waitForOutput(/HS\s+game\s+rpc (ws:\/\/\S+)\s+gateway (ws:\/\/\S+)/, 'the HS line with its gateway');
+  const [, rpc, gateway, metrics] = await up.waitForOutput(
+    /HS\s+game\s+rpc (ws:\/\/\S+)\s+gateway (ws:\/\/\S+)\s+metrics (http:\/\/\S+)/, 'the HS line with its gateway and metrics');
   const pid = 8801;
   const client = new KuafuClient({ pid, homeUrl: gateway!, loginToken: () => issueLoginToken(config.secret, pid, 'HS') });
   onCleanup(() => client.close());
@@ -46,6 +47,9 @@ test('kuafu up with "playerModel": the host\'s methods answer through player RPC
   assert.is(await invoke(['getexp'], [], 'exp-3'), 50, 'and does not run again');
   const refused = await invoke(['addexp'], [-1, 'quest'], 'exp-4').then(() => null, (error: Error) => error);
   assert.match(String(refused?.message), /amount must be a positive integer/);
+  // The host's methods are counted like the others, on the metrics port kuafu up printed.
+  const text = await (await fetch(metrics!)).text();
+  assert.match(text, /kuafu_rpc_calls_total\{method="player\.invoke",outcome="InvalidArgument",server="HS"\} 1/);
 });
 
 test('a "playerModel" that is missing, or exports no model, stops kuafu up with exit code 2 and says what to fix', async () => {

@@ -18,7 +18,7 @@ export async function runStatus(options: CommandOptions): Promise<number> {
       try {
         const info = await callServer<ServerInfo>(config, { name, url, roles }, 'cluster.info', undefined, 3000);
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        const gateway = info.gateway ? `, gateway ${info.gateway}` : '';
+        const gateway = `${info.gateway ? `, gateway ${info.gateway}` : ''}${info.metrics ? `, metrics ${info.metrics}` : ''}`;
         return { name, url, ok: true, text: `answers in ${ms.toFixed(1)} ms — ${info.roles.join(',')}${gateway}, pid ${info.pid}, up ${Math.round(info.uptimeMs / 1000)} s` };
       } catch (error) {
         return { name, url, ok: false, text: `NOT ANSWERING — ${(error as Error).message}` };

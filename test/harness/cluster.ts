@@ -137,6 +137,8 @@ export interface ServerSpec {
   roles: string[];
   /** Client gateway port (game servers): 0 picks a free one; left out, the config has none. */
   gatewayPort?: number;
+  /** Metrics port: 0 picks a free one; left out, the config has none. */
+  metricsPort?: number;
 }
 
 export interface ClusterConfigOptions {
@@ -168,6 +170,7 @@ export function writeClusterConfig(options: ClusterConfigOptions): ClusterConfig
     ...(options.playerModel === undefined ? {} : { playerModel: options.playerModel }),
     servers: options.servers.map((s) => ({
       name: s.name, roles: s.roles, rpcPort: 0, ...(s.gatewayPort === undefined ? {} : { gatewayPort: s.gatewayPort }),
+      ...(s.metricsPort === undefined ? {} : { metricsPort: s.metricsPort }),
     })),
   };
   const path = join(dir, 'cluster.json');
@@ -321,7 +324,7 @@ export interface ServeProcess extends KuafuProcess {
 
 /** A server's line: `  NAME  roles  rpc ws://…` and, for a server with a client gateway, `  gateway ws://…`. */
 function rpcLine(name: string): RegExp {
-  return new RegExp(`^\\s*${name.replace(/[.]/g, '\\.')}\\s+\\S+\\s+rpc (ws://\\S+)(?:\\s+gateway (ws://\\S+))?\\s*$`, 'm');
+  return new RegExp(`^\\s*${name.replace(/[.]/g, '\\.')}\\s+\\S+\\s+rpc (ws://\\S+)(?:\\s+gateway (ws://\\S+))?(?:\\s+metrics (http://\\S+))?\\s*$`, 'm');
 }
 
 /** `kuafu serve --config F --server NAME --redis URL`; resolves once it prints its `rpc ws://…` line. */
