@@ -8,7 +8,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ConnectTo, Entered, KuafuClient } from '../runtime/client/kuafu-client.js';
 import { StaleOwnerError } from '../runtime/errors.js';
-import { EVENT_DEADLINE_MS, rejectionOf, within } from './harness/cluster.js';
+import { EVENT_DEADLINE_MS, eventually, rejectionOf, within } from './harness/cluster.js';
 import { GameCluster } from './harness/game-cluster.js';
 
 const test = suite('transfer faults');
@@ -168,6 +168,25 @@ test('the owner is paused: the home takes him back after missed beats, he plays 
   const { route } = await cluster.state(pid);
   assert.equal(route, { home: 'HS', at: '', epoch: 4, online: true }, 'he stays at home');
   await logsInWithEverything(pid, acked);
+});
+
+test('the home is down while the player arrives on another server: the destination tells it until it hears, and the mark follows', async () => {
+  const pid = 4006;
+  const c = cluster.client(pid, 'HS');
+  await c.login();
+  await c.go('GS1');
+  await cluster.until(pid, 'marked at GS1', ({ mark }) => mark?.go === 'GS1');
+  const gs2 = cluster.servers.GS2!;
+  await kill('HS');
+  const there = await c.go('GS2'); // GS1 → GS2 needs nothing of HS but the news
+  assert.is(there.server, 'GS2');
+  await eventually(async () => {
+    if (!gs2.stderr.includes(`could not tell home HS that player ${pid} arrived`)) throw new Error('GS2 has not failed three times yet');
+  }, 'GS2 to fail three times to tell HS, which is down');
+  await cluster.serve('HS');
+  await cluster.until(pid, 'HS to hear from GS2 once it is back, and mark him there', ({ mark }) => mark?.go === 'GS2');
+  await c.logout();
+  await cluster.until(pid, "HS's heartbeat to take him back after his logout at GS2", ({ route, mark }) => route?.at === '' && mark === null);
 });
 
 test.run();

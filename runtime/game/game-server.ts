@@ -16,7 +16,7 @@
  */
 import {
   InvalidParamsError, JSONRPC_CODES, KuafuError, RpcProtocolError, NotFoundError, PlayerMovedError, PlayerOfflineError, ServerUnavailableError,
-  StaleOwnerError, TimeoutError, TokenInvalidError,
+  StaleOwnerError, StoreUnavailableError, TimeoutError, TokenInvalidError,
 } from '../errors.js';
 import type { ServerNode } from '../cluster/server-node.js';
 import { objectArg, pidField, stringField } from '../rpc/params.js';
@@ -363,15 +363,28 @@ export class GameServer {
     if (!atHome) void this.tellHome(pid, claims.home, route.epoch);
   }
 
-  /** Step 4, from the destination: tell the home (a few tries; the home's heartbeat covers a loss). */
+  /**
+   * Step 4, from the destination: tell the home, until it has heard (its heartbeat only checks the
+   * players it marked) or the player is no longer held here under this epoch. Tries again after
+   * 0.1 s, 0.2 s, 0.4 s… up to a heartbeat apart, so a home that was down learns it once it is back.
+   */
   private async tellHome(pid: number, home: string, epoch: number): Promise<void> {
-    for (let attempt = 1; attempt <= 3; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       try {
         await this.node.call(home, 'transfer.arrived', { pid, server: this.name, epoch });
         return;
       } catch (error) {
-        if (attempt === 3) this.node.log.warn(`could not tell home ${home} that player ${pid} arrived: ${(error as Error).message}`);
+        if (!(error instanceof ServerUnavailableError || error instanceof TimeoutError || error instanceof StoreUnavailableError)) {
+          this.node.log.warn(`home ${home} refused to mark player ${pid} away: ${(error as Error).message}`);
+          return;
+        }
+        if (attempt === 3) this.node.log.warn(`could not tell home ${home} that player ${pid} arrived (${error.message}); trying until it hears`);
       }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** (attempt - 1), this.node.heartbeatMs)).unref());
+      if (this.stopping) return;
+      // He moved on since (a newer epoch): that move tells the home itself.
+      const route = await this.node.store.getRoute(pid).catch(() => undefined);
+      if (route !== undefined && route?.epoch !== epoch) return;
     }
   }
 
