@@ -5,9 +5,9 @@
  * the connection still usable; a failure that is not the client's logged here and reported to him
  * as `Internal` without the details.
  */
-import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { KuafuError, RpcProtocolError } from '../errors.js';
+import { closeWebSocket, listenWebSocket } from '../util/listening.js';
 import type { Logger } from '../util/log.js';
 
 /** One client connection. */
@@ -61,25 +61,18 @@ export class ClientGateway<C extends ClientConnection> {
   }
 
   async listen(): Promise<string> {
-    const { host, port, maxMessageBytes } = this.options;
-    const wss = new WebSocketServer({ host, port, maxPayload: maxMessageBytes });
-    await new Promise<void>((resolve, reject) => {
-      wss.once('listening', resolve);
-      wss.once('error', reject);
-    });
-    wss.on('error', (error) => this.options.log.error(`${this.options.label} error`, error));
+    const { host, port, maxMessageBytes, log, label } = this.options;
+    const { wss, url } = await listenWebSocket({ host, port, maxPayload: maxMessageBytes }, log, label);
     wss.on('connection', (ws) => this.accept(ws));
     this.wss = wss;
-    this.boundUrl = `ws://${host.includes(':') ? `[${host}]` : host}:${(wss.address() as AddressInfo).port}`;
-    return this.boundUrl;
+    this.boundUrl = url;
+    return url;
   }
 
   async close(): Promise<void> {
     const wss = this.wss;
     this.wss = null;
-    if (!wss) return;
-    for (const ws of wss.clients) ws.terminate();
-    await new Promise<void>((resolve) => wss.close(() => resolve()));
+    if (wss) await closeWebSocket(wss);
   }
 
   private accept(ws: WebSocket): void {

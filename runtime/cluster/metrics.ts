@@ -9,8 +9,8 @@
  * isolates made again), and the process (CPU, memory, event loop lag: prom-client's defaults).
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { addressUrl } from '../util/listening.js';
 import type { Logger } from '../util/log.js';
 
 /** What the metrics read from their server when scraped. */
@@ -131,7 +131,7 @@ export class ServerMetrics {
     });
     http.on('error', (error) => log.error('metrics endpoint error', error));
     this.http = http;
-    this.boundUrl = `http://${host.includes(':') ? `[${host}]` : host}:${(http.address() as AddressInfo).port}/metrics`;
+    this.boundUrl = `${addressUrl('http', host, http.address())}/metrics`;
     return this.boundUrl;
   }
 

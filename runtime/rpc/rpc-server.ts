@@ -7,10 +7,10 @@
  * array, as JSON-RPC 2.0 says. Malformed JSON, invalid requests, unknown methods and bad params get
  * the standard JSON-RPC errors; domain errors travel with their kind (errors.ts).
  */
-import type { AddressInfo } from 'node:net';
 import jayson from 'jayson';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { JSONRPC_CODES, KuafuError, RpcProtocolError, UnauthenticatedError, toWire } from '../errors.js';
+import { closeWebSocket, listenWebSocket } from '../util/listening.js';
 import type { Logger } from '../util/log.js';
 import { AUTHENTICATE_METHOD, CHALLENGE_METHOD, checkProof, newNonce, proofOf } from './auth.js';
 import { checkValue, decodeValue, encodeValue } from './values.js';
@@ -58,7 +58,6 @@ const INVALID_PARAMS = {
 export class RpcServer {
   private readonly dispatcher: jayson.Server;
   private wss: WebSocketServer | null = null;
-  private readonly sockets = new Set<WebSocket>();
   private boundUrl = '';
 
   constructor(private readonly options: RpcServerOptions) {
@@ -78,26 +77,20 @@ export class RpcServer {
     const { host, port } = this.options;
     // UTF-8 is not validated frame by frame: a message is parsed as JSON, and bytes that are not
     // UTF-8 read as U+FFFD, which a sender could as well have sent.
-    const wss = new WebSocketServer({ host, port, maxPayload: this.options.maxMessageBytes ?? 8 * 1024 * 1024, skipUTF8Validation: true });
-    await new Promise<void>((resolve, reject) => {
-      wss.once('listening', resolve);
-      wss.once('error', reject);
-    });
-    wss.on('error', (error) => this.options.log.error('RPC server error', error));
+    const { wss, url } = await listenWebSocket(
+      { host, port, maxPayload: this.options.maxMessageBytes ?? 8 * 1024 * 1024, skipUTF8Validation: true }, this.options.log, 'RPC server',
+    );
     wss.on('connection', (ws) => this.accept(ws));
     this.wss = wss;
-    const address = wss.address() as AddressInfo;
-    this.boundUrl = `ws://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
-    return this.boundUrl;
+    this.boundUrl = url;
+    return url;
   }
 
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
     const wss = this.wss;
     this.wss = null;
-    if (!wss) return;
-    for (const ws of this.sockets) ws.terminate();
-    await new Promise<void>((resolve) => wss.close(() => resolve()));
+    if (wss) await closeWebSocket(wss);
   }
 
   private wrap(name: string, handler: MethodHandler): jayson.Method {
@@ -151,16 +144,12 @@ export class RpcServer {
   }
 
   private accept(ws: WebSocket): void {
-    this.sockets.add(ws);
     const nonce = newNonce();
     const context: CallContext = { peer: '' };
     const authTimer = setTimeout(() => {
       if (!context.peer) ws.close(4001, 'authentication timeout');
     }, this.options.authTimeoutMs ?? 10_000);
-    ws.on('close', () => {
-      clearTimeout(authTimer);
-      this.sockets.delete(ws);
-    });
+    ws.on('close', () => clearTimeout(authTimer));
     ws.on('error', () => { /* the close event follows */ });
     ws.send(JSON.stringify({ jsonrpc: '2.0', method: CHALLENGE_METHOD, params: { server: this.options.name, nonce } }));
     ws.on('message', (data) => {
