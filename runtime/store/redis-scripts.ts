@@ -30,6 +30,19 @@ const CLAIM = `${FENCE}
  */
 const NOT_KEPT = (id: string) => `string.sub(${id}, 1, ${KEPT_CALL_PREFIX.length}) ~= '${KEPT_CALL_PREFIX}'`;
 
+/**
+ * Creates the hash KEYS[1] with `create` unless it exists; answers 'created' or 'exists', then the
+ * hash as it is (a replayed request sees what the first one made).
+ */
+const createOnce = (create: string) => `local created = 'exists'
+     if redis.call('EXISTS', KEYS[1]) == 0 then
+       ${create}
+       created = 'created'
+     end
+     local reply = redis.call('HGETALL', KEYS[1])
+     table.insert(reply, 1, created)
+     return reply`;
+
 /** [command name, Lua source, number of keys]. */
 export const LUA: [string, string, number][] = [
   [
@@ -285,33 +298,19 @@ export const LUA: [string, string, number][] = [
   [
     'kfCreateAccount',
     // KEYS: account, next pid. ARGV: password hash, home, now, the pid before the first one.
-    `local created = 'exists'
-     if redis.call('EXISTS', KEYS[1]) == 0 then
-       if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[4]) end
+    createOnce(`if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[4]) end
        local pid = redis.call('INCR', KEYS[2])
-       redis.call('HSET', KEYS[1], 'pid', tostring(pid), 'home', ARGV[2], 'passwordHash', ARGV[1], 'createdAt', ARGV[3])
-       created = 'created'
-     end
-     local reply = redis.call('HGETALL', KEYS[1])
-     table.insert(reply, 1, created)
-     return reply`,
+       redis.call('HSET', KEYS[1], 'pid', tostring(pid), 'home', ARGV[2], 'passwordHash', ARGV[1], 'createdAt', ARGV[3])`),
     2,
   ],
   [
     'kfCreateOrder',
     // KEYS: order, the player's pending orders, players with pending orders, order sequence.
     // ARGV: order id, pid, amount, now. Records a pending order unless the id exists.
-    `local created = 'exists'
-     if redis.call('EXISTS', KEYS[1]) == 0 then
-       local seq = redis.call('INCR', KEYS[4])
+    createOnce(`local seq = redis.call('INCR', KEYS[4])
        redis.call('HSET', KEYS[1], 'pid', ARGV[2], 'amount', ARGV[3], 'state', 'pending', 'createdAt', ARGV[4], 'deliveredAt', '0')
        redis.call('ZADD', KEYS[2], seq, ARGV[1])
-       redis.call('SADD', KEYS[3], ARGV[2])
-       created = 'created'
-     end
-     local reply = redis.call('HGETALL', KEYS[1])
-     table.insert(reply, 1, created)
-     return reply`,
+       redis.call('SADD', KEYS[3], ARGV[2])`),
     4,
   ],
   [
