@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   BadCredentials: -32032,
   RequestConflict: -32033,
   TooManyAttempts: -32034,
+  OutcomeUnknown: -32035,
   Internal: -32099,
 } as const;
 
@@ -155,6 +156,14 @@ export class RequestConflictError extends KuafuError {
 export class TooManyAttemptsError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('TooManyAttempts', message, details); }
 }
+/**
+ * A call that changed a player may or may not have been applied (its save did not come back, or a
+ * try of it timed out). Retry with the same call id: the answer is then exactly one of "it ran"
+ * (its first result) or a clear failure (it did not run).
+ */
+export class OutcomeUnknownError extends KuafuError {
+  constructor(message: string, details: ErrorDetails = {}) { super('OutcomeUnknown', message, details); }
+}
 /** A failure on the remote side that has no kind of its own (a bug): the message says where to look. */
 export class InternalError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('Internal', message, details); }
@@ -188,6 +197,7 @@ const CLASSES: Record<ErrorKind, ErrorClass> = {
   BadCredentials: BadCredentialsError,
   RequestConflict: RequestConflictError,
   TooManyAttempts: TooManyAttemptsError,
+  OutcomeUnknown: OutcomeUnknownError,
   Internal: InternalError,
 };
 

@@ -629,6 +629,12 @@ type KuafuErrorKind =
   | 'RequestConflict'
   /** Too many failed attempts (logins of one account): wait `details.retryAfterMs`, then try again. */
   | 'TooManyAttempts'
+  /**
+   * A call that changes the player may or may not have been applied (the owner could not tell
+   * whether its save landed; the host already retried it). Do not simply call again: that may
+   * apply it twice. Check the player's state later, or use a call that names its own key.
+   */
+  | 'OutcomeUnknown'
   /** The sandbox refused the request: a remote call at the top level of the file, or too many waiting at once. */
   | 'Sandbox';
 

@@ -49,7 +49,7 @@ export class ServerMetrics {
     });
     this.saves = new Counter({
       name: 'kuafu_player_saves_total',
-      help: 'Player saves asked for (a call that changed him, a logout, a transfer; those of one tick share one write): stored, stale (another server owns him), failed (store)',
+      help: 'Player document writes (one write carries every save of that player asked for since the last: calls that changed him, a logout, a transfer): stored, stale (another server owns him), failed (store)',
       labelNames: ['outcome'], registers,
     });
     new Gauge({

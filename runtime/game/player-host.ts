@@ -4,9 +4,19 @@
  * only writable copy, against the model's explicit RPC surface; a call that changed him is saved
  * before it is answered, with its result remembered in the document (a retried call returns it
  * instead of running again — even on a server he moved to since).
+ *
+ * The three outcomes of a call, kept whatever fails:
+ * - answered OK: it is stored; a retry with the same id gets the same answer;
+ * - answered with a domain error or a clear failure: it was not applied, and never will be;
+ * - OutcomeUnknown (its save did not come back), Timeout, ServerUnavailable: a retry with the same
+ *   id gets exactly one of the two above.
+ * A result is answered (and remembered for retries) only once the save that carries it is stored.
+ * When a save fails, this server's copy of the player may differ from the store's: it is read back
+ * from the store before anything else runs on him, so nothing unacknowledged rides along with a
+ * later save.
  */
 import {
-  NotExportedError, PlayerMovedError, PlayerOfflineError, StaleOwnerError,
+  NotExportedError, OutcomeUnknownError, PlayerMovedError, PlayerOfflineError, StaleOwnerError,
 } from '../errors.js';
 import type { ServerNode } from '../cluster/server-node.js';
 import { ownerOf, type StoredDocument } from '../store/store.js';
@@ -29,6 +39,13 @@ export interface LoadedPlayer {
   /** 'leaving' while a transfer is under way: calls are refused with PlayerMoved until he has gone. */
   state: 'active' | 'leaving';
   session: ClientSession | null;
+  /**
+   * Set when a save of him failed or a method that changed him threw: this copy may differ from
+   * the store's, and is read back (`readBack`) before anything else runs on him or is saved.
+   */
+  doubtful: boolean;
+  /** The read-back under way, if any (calls arriving meanwhile share it). */
+  reading: Promise<void> | null;
 }
 
 const SEGMENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -51,7 +68,11 @@ export class PlayerHost {
 
   constructor(private readonly node: ServerNode, readonly model: PlayerModel) {
     checkSurface(model.surface);
-    this.saves = new SaveQueue(node.store);
+    this.saves = new SaveQueue(node.store, (outcome) => node.metrics.save(outcome), (pid, epoch) => {
+      // Told before any waiter hears: from now on nothing runs on (or saves) this copy until it is read back.
+      const loaded = this.players.get(pid);
+      if (loaded && loaded.epoch === epoch) loaded.doubtful = true;
+    });
   }
 
   /**
@@ -111,7 +132,7 @@ export class PlayerHost {
     const doc = (stored?.data as PlayerDocument | undefined) ?? this.model.newDocument(pid);
     const player = this.model.create(doc, place, false);
     if (stored?.calls) player.restoreCalls(stored.calls);
-    const loaded: LoadedPlayer = { pid, player, epoch, state: 'active', session: null };
+    const loaded: LoadedPlayer = { pid, player, epoch, state: 'active', session: null, doubtful: false, reading: null };
     this.players.set(pid, loaded);
     this.departures.delete(pid);
     if (!stored) await this.save(loaded);
@@ -128,24 +149,56 @@ export class PlayerHost {
     return this.model.create(stored.data as PlayerDocument, place, true);
   }
 
-  /** Saves the player (fenced by his epoch). A refused save means another server owns him now: he is dropped here. */
+  /**
+   * Saves the player (fenced by his epoch); resolves once stored. A refused save means another
+   * server owns him now: he is dropped here. A copy in doubt is read back from the store first.
+   */
   save(loaded: LoadedPlayer): Promise<void> {
+    if (loaded.doubtful) return this.readBack(loaded).then(() => this.save(loaded));
+    const player = loaded.player;
     let taken: [string, string][] = [];
     return this.saves.save(loaded.pid, loaded.epoch, () => {
-      taken = loaded.player.takeNewCalls();
-      return { data: loaded.player.toDocument(), calls: taken };
+      taken = player.takeNewCalls();
+      return { data: player.toDocument(), calls: taken };
     }).then(
       () => {
-        loaded.player.dirty = false;
-        this.node.metrics.save('stored');
+        player.commitCalls(taken);
+        player.dirty = false;
       },
       (error: unknown) => {
-        this.node.metrics.save(error instanceof StaleOwnerError ? 'stale' : 'failed');
-        loaded.player.returnNewCalls(taken);
         if (error instanceof StaleOwnerError) this.drop(loaded, 'another server owns this player now');
         throw error;
       },
     );
+  }
+
+  /**
+   * Reads a copy in doubt back from the store: what the store holds is what was acknowledged (and
+   * perhaps some of what was in doubt), with the results of the calls it holds. A newer owner's
+   * document means he is not ours any more: he is dropped (StaleOwner). Fails with the store's
+   * error when it does not answer; nothing ran meanwhile.
+   */
+  private readBack(loaded: LoadedPlayer): Promise<void> {
+    if (loaded.reading) return loaded.reading;
+    const reading = this.node.store.loadDocument(loaded.pid).then((stored) => {
+      loaded.reading = null;
+      if (stored && stored.epoch > loaded.epoch) {
+        this.drop(loaded, 'another server owns this player now');
+        throw new StaleOwnerError(`Player ${loaded.pid} is owned by another server now (epoch ${stored.epoch}); nothing ran here.`, { pid: loaded.pid });
+      }
+      const old = loaded.player;
+      const doc = (stored?.data as PlayerDocument | undefined) ?? this.model.newDocument(loaded.pid);
+      const player = this.model.create(doc, { home_srvname: old.home_srvname, go_srvname: old.go_srvname, player_data: old.player_data }, false);
+      if (stored?.calls) player.restoreCalls(stored.calls);
+      loaded.player = player;
+      loaded.doubtful = false;
+      this.node.log.info(`player ${loaded.pid} was read back from the store after a failed save`);
+    }, (error: unknown) => {
+      loaded.reading = null;
+      throw error;
+    });
+    loaded.reading = reading;
+    return reading;
   }
 
   /** Forgets the player without saving (his copy here is not the writable one any more). */
@@ -180,15 +233,19 @@ export class PlayerHost {
       if (loaded.state === 'leaving') {
         throw new PlayerMovedError(`Player ${pid} is moving to another server right now; retry once he has arrived.`, { pid, at: '' });
       }
+      // After a failed save: read him back first (then the store says whether an earlier try ran).
+      if (loaded.doubtful) return this.readBack(loaded).then(() => this.invoke(pid, path, args, callId));
+      // The same call arriving again while it runs (a retry overtaking its first try) waits for
+      // it: its answer comes once it is stored, or says it was not.
+      const running = this.running.get(callId);
+      if (running && running.pid === pid) return running.result;
       const remembered = loaded.player.rememberedCall(callId);
       if (remembered) return Promise.resolve(remembered.result);
-      // The same call arriving again while it runs (a retry overtaking its first try) waits for it.
-      const running = this.running.get(callId);
-      if (running) return running;
       const result = this.run(loaded, path, args, callId, key);
-      this.running.set(callId, result);
+      const entry = { pid, result };
+      this.running.set(callId, entry);
       const done = () => {
-        this.running.delete(callId);
+        if (this.running.get(callId) === entry) this.running.delete(callId);
       };
       result.then(done, done);
       return result;
@@ -197,27 +254,60 @@ export class PlayerHost {
     }
   }
 
-  /** Calls that are running now, by call id. */
-  private readonly running = new Map<string, Promise<unknown>>();
+  /** Calls that are running now (until stored, or known not to be), by call id. */
+  private readonly running = new Map<string, { pid: number; result: Promise<unknown> }>();
 
   private run(loaded: LoadedPlayer, path: string[], args: unknown[], callId: string, key: string): Promise<unknown> {
-    let target: any = loaded.player;
+    const player = loaded.player;
+    let target: any = player;
     for (let i = 0; i < path.length - 1; i++) target = target[path[i]!];
     const method = target[path[path.length - 1]!];
     if (typeof method !== 'function') {
       throw new NotExportedError(`${key} is in the player's RPC surface but is not a method of the player model: fix the host's surface.`, { path: key });
     }
-    const result: unknown = method.apply(target, args);
-    if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
-      return Promise.resolve(result).then((value) => this.finish(loaded, key, callId, value));
+    const changes = player.changes;
+    let result: unknown;
+    try {
+      result = method.apply(target, args);
+    } catch (error) {
+      this.threw(loaded, player, changes);
+      throw error;
     }
-    return this.finish(loaded, key, callId, result);
+    if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
+      return Promise.resolve(result).then(
+        (value) => this.finish(loaded, player, key, callId, value),
+        (error: unknown) => {
+          this.threw(loaded, player, changes);
+          throw error;
+        },
+      );
+    }
+    return this.finish(loaded, player, key, callId, result);
+  }
+
+  /**
+   * A method threw: if it had changed the player first, that half-done change must not ride along
+   * with a later save. The copy is read back before anything else runs, and a save queued with it
+   * is not sent (its callers hear it was not applied).
+   */
+  private threw(loaded: LoadedPlayer, player: Player, changesBefore: number): void {
+    if (player.changes === changesBefore || loaded.player !== player) return;
+    loaded.doubtful = true;
+    this.saves.cancel(loaded.pid, loaded.epoch, `a call on player ${loaded.pid} failed halfway through changing him`);
   }
 
   /** After the method ran: a call that changed the player is remembered and saved before it is answered. */
-  private finish(loaded: LoadedPlayer, key: string, callId: string, result: unknown): Promise<unknown> {
-    if (!loaded.player.dirty && this.model.surface[key] !== 'write') return Promise.resolve(result);
-    loaded.player.rememberCall(callId, result);
+  private finish(loaded: LoadedPlayer, player: Player, key: string, callId: string, result: unknown): Promise<unknown> {
+    if (!player.dirty && this.model.surface[key] !== 'write') return Promise.resolve(result);
+    if (loaded.player !== player || loaded.doubtful) {
+      // A save failed while this (asynchronous) method ran: what it changed may or may not be in
+      // the store, and this copy is read back. Only a retry with the same id can say.
+      return Promise.reject(new OutcomeUnknownError(
+        `A save of player ${loaded.pid} failed while ${key} ran on him: whether it was applied is not known. Retry with the same call id.`,
+        { pid: loaded.pid },
+      ));
+    }
+    player.rememberCall(callId, result);
     return this.save(loaded).then(() => {
       this.afterSave?.(loaded);
       return result;

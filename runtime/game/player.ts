@@ -70,6 +70,8 @@ export class Player {
   player_data: PlayerData;
   /** Set by every change; the host saves a changed player before it answers the call. */
   dirty = false;
+  /** Counts the changes made to him (the host tells whether a method that threw had changed him). */
+  changes = 0;
   readonly itemdb: ItemDb;
   readonly mail: Mailbox;
   protected doc: PlayerDocument;
@@ -94,11 +96,10 @@ export class Player {
   addgold(amount: number, reason: string): number {
     integer('amount', amount);
     reasonOf(reason);
-    const doc = this.change();
-    if (doc.gold + amount < 0) {
-      throw new InvalidArgumentError(`player ${this.pid} has ${doc.gold} gold and cannot spend ${-amount}`);
+    if (this.doc.gold + amount < 0) {
+      throw new InvalidArgumentError(`player ${this.pid} has ${this.doc.gold} gold and cannot spend ${-amount}`);
     }
-    doc.gold += amount;
+    this.change().gold += amount;
     return amount;
   }
 
@@ -131,48 +132,52 @@ export class Player {
 
   /**
    * Results of the latest remote calls that changed the player, by call id (as stored: the
-   * result's wire text). A retried call returns its remembered result instead of running again;
-   * they are saved with the document, so a server the player moves to knows them too.
+   * result's wire text), once they are stored. A retried call returns its remembered result
+   * instead of running again; they are saved with the document, so a server the player moves to
+   * knows them too. A result is remembered here only once the save that carried it was stored:
+   * until then it is staged, and a failed save forgets it with the rest of the change.
    */
   private readonly calls = new Map<string, string>();
   /** The results of calls remembered for good (ids with KEPT_CALL_PREFIX). */
   private readonly keptCalls = new Map<string, string>();
+  /** Results of calls that ran since the last save was taken (the next save takes them). */
   private newCalls: [string, string][] = [];
 
   /** Restores the remembered call results of a loaded document (oldest first). */
   restoreCalls(calls: [string, string][]): void {
-    for (const [id, text] of calls) (isKeptCall(id) ? this.keptCalls : this.calls).set(id, text);
+    this.commitCalls(calls);
   }
 
-  /** The remembered result of call `id`, if it ran on this player. */
+  /** The remembered (stored) result of call `id`, if it ran on this player. */
   rememberedCall(id: string): { result: unknown } | undefined {
     const text = this.calls.get(id) ?? this.keptCalls.get(id);
     return text === undefined ? undefined : { result: decodeValue(JSON.parse(text)) };
   }
 
-  /** Remembers the result of call `id`; it is saved with the player's next save. */
+  /** Stages the result of call `id`: the player's next save carries it, and it is remembered once stored. */
   rememberCall(id: string, result: unknown): void {
     this.change();
-    const text = JSON.stringify(encodeValue(result, 'a call result'));
-    if (isKeptCall(id)) {
-      this.keptCalls.set(id, text);
-    } else {
-      this.calls.set(id, text);
-      if (this.calls.size > REMEMBERED_CALLS) this.calls.delete(this.calls.keys().next().value!);
-    }
-    this.newCalls.push([id, text]);
+    this.newCalls.push([id, JSON.stringify(encodeValue(result, 'a call result'))]);
   }
 
-  /** The call results remembered since the last save (the save takes them). */
+  /** The call results staged since the last save (the save takes them). */
   takeNewCalls(): [string, string][] {
     const calls = this.newCalls;
     this.newCalls = [];
     return calls;
   }
 
-  /** Puts back call results a failed save took. */
-  returnNewCalls(calls: [string, string][]): void {
-    this.newCalls = [...calls, ...this.newCalls];
+  /** Remembers call results a save carried, now that it was stored. */
+  commitCalls(calls: [string, string][]): void {
+    for (const [id, text] of calls) {
+      if (isKeptCall(id)) {
+        this.keptCalls.set(id, text);
+        continue;
+      }
+      this.calls.delete(id);
+      this.calls.set(id, text);
+      if (this.calls.size > REMEMBERED_CALLS) this.calls.delete(this.calls.keys().next().value!);
+    }
   }
 
   /** The writable document, marked changed; throws ReadOnlyPlayerError on a read-only copy. */
@@ -185,6 +190,7 @@ export class Player {
       );
     }
     this.dirty = true;
+    this.changes++;
     return this.doc;
   }
 

@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import type { ServerNode } from '../cluster/server-node.js';
 import {
   AlreadyExistsError, BadCredentialsError, InvalidParamsError, KuafuError, NotFoundError, PlayerMovedError, PlayerOfflineError,
-  RequestConflictError, ServerUnavailableError, StoreUnavailableError, TimeoutError, TooManyAttemptsError, WrongServerError,
+  OutcomeUnknownError, RequestConflictError, ServerUnavailableError, StoreUnavailableError, TimeoutError, TooManyAttemptsError, WrongServerError,
 } from '../errors.js';
 import { DEFAULT_TOKEN_TTL_MS, issueLoginToken } from '../game/tokens.js';
 import { KEPT_CALL_PREFIX, type RechargeOrder, type Store, type Unsubscribe } from '../store/store.js';
@@ -279,7 +279,7 @@ export class AccountService {
       } catch (error) {
         if (
           error instanceof PlayerOfflineError || error instanceof PlayerMovedError || error instanceof ServerUnavailableError ||
-          error instanceof TimeoutError || error instanceof StoreUnavailableError
+          error instanceof TimeoutError || error instanceof StoreUnavailableError || error instanceof OutcomeUnknownError
         ) {
           return; // held: the next route publication or sweep tries again, with the same call id
         }
