@@ -469,6 +469,13 @@ export interface WsTap {
   sent: string[];
   /** Frames the server sent to the clients, in order. */
   received: string[];
+  /**
+   * How many of `sent` the relay has written into the server's socket (its write completed: the
+   * frame is in the kernel's buffers, so a paused server finds it there when it resumes).
+   */
+  delivered: number;
+  /** Resolves once `count` frames have been written into the server's socket. */
+  waitForDelivered(count: number, what?: string, ms?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -480,10 +487,29 @@ export async function startWsTap(targetUrl: string): Promise<WsTap> {
     wss.once('error', reject);
   }), EVENT_DEADLINE_MS, 'the tap to listen');
   const sockets = new Set<WebSocket>();
+  const deliveryWatchers = new Set<() => void>();
+  const delivered = () => {
+    tap.delivered++;
+    for (const watcher of [...deliveryWatchers]) watcher();
+  };
   const tap: WsTap = {
     url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
     sent: [],
     received: [],
+    delivered: 0,
+    waitForDelivered: (count, what = `${count} frames to reach ${targetUrl}`, ms = EVENT_DEADLINE_MS) => within(
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (tap.delivered < count) return;
+          deliveryWatchers.delete(check);
+          resolve();
+        };
+        deliveryWatchers.add(check);
+        check();
+      }),
+      ms,
+      () => `${what} (${tap.delivered} of ${tap.sent.length} frames written so far)`,
+    ),
     close: async () => {
       closers.delete(tap.close);
       for (const ws of sockets) ws.terminate();
@@ -496,11 +522,11 @@ export async function startWsTap(targetUrl: string): Promise<WsTap> {
     const early: Array<[Buffer, boolean]> = [];
     down.on('message', (data: Buffer, isBinary) => {
       tap.sent.push(data.toString());
-      if (up.readyState === WebSocket.OPEN) up.send(data, { binary: isBinary });
+      if (up.readyState === WebSocket.OPEN) up.send(data, { binary: isBinary }, (error) => { if (!error) delivered(); });
       else early.push([data, isBinary]);
     });
     up.on('open', () => {
-      for (const [data, isBinary] of early.splice(0)) up.send(data, { binary: isBinary });
+      for (const [data, isBinary] of early.splice(0)) up.send(data, { binary: isBinary }, (error) => { if (!error) delivered(); });
     });
     up.on('message', (data: Buffer, isBinary) => {
       tap.received.push(data.toString());
