@@ -1,5 +1,6 @@
 /**
- * KuafuClient after failures (issue 9, "The client after a failed login"), on real parts: one redis-server; HS and GS1 (game servers), DC and ACCOUNT (the
+ * KuafuClient after failures (issue 9, "The client after a failed login"; issue 17, its fallback
+ * and hop bound), on real parts: one redis-server; HS and GS1 (game servers), DC and ACCOUNT (the
  * account server, with its login gateway) as `kuafu serve` processes; real KuafuClients.
  *
  * What is checked after each failure: the client's state says what happened (`server` is null
@@ -15,12 +16,12 @@ import * as assert from 'uvu/assert';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { AddressInfo } from 'node:net';
 import {
-  ClientRequestError, KuafuClient, loginAccount, registerAccount, type Disconnected, type Entered, type KuafuClientOptions,
+  ClientRequestError, KuafuClient, loginAccount, registerAccount, type ConnectTo, type Disconnected, type Entered, type KuafuClientOptions,
 } from '../runtime/client/kuafu-client.js';
 import { issueLoginToken } from '../runtime/game/tokens.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
 import {
-  EVENT_DEADLINE_MS, cleanupCluster, eventually, onCleanup, rejectionOf, spawnServe, within, writeClusterConfig,
+  EVENT_DEADLINE_MS, RawConnection, cleanupCluster, eventually, onCleanup, rejectionOf, spawnServe, within, writeClusterConfig,
   type ClusterConfigFile, type ServeProcess,
 } from './harness/cluster.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
@@ -167,7 +168,7 @@ async function noLongerOn(c: KuafuClient, server: string): Promise<void> {
   loggedOut(c, `after its connection to ${server} closed`);
 }
 
-// ---- the home refuses -------------------------------------------------------------------------------
+// ---- the home refuses, a destination refuses, the hop bound -----------------------------------------
 
 test('the home refuses the login at every try: the client says so (the kind, step home), tries a bounded number of times, and is left on no server with nothing open', async () => {
   const pid = 6001;
@@ -203,6 +204,59 @@ test('the home refuses the login at every try: the client says so (the kind, ste
   tokens.bad = false;
   const e = await c.login();
   assert.is(c.server, e.server);
+});
+
+test('a refused transfer token: the client goes back to its home, logs in there and settles where the home says (issue 17)', async () => {
+  const pid = 6002;
+  const tokens = tokenSource(pid);
+  const c = client(pid, { loginToken: tokens.next });
+  await c.login();
+  assert.is(tokens.calls, 1);
+  // Another connection presents the token first (on a socket already open to GS1, so it gets
+  // there first): GS1 then refuses the client's own enter with TokenUsed.
+  const thief = await RawConnection.open(servers.GS1!.gateway);
+  const moves: ConnectTo[] = [];
+  const fallbacks: string[] = [];
+  c.on('connect_to', (move: ConnectTo) => {
+    moves.push(move);
+    if (moves.length === 1) thief.send({ type: 'enter', pid, token: move.token });
+  });
+  c.on('fallback', (problem: string) => fallbacks.push(problem));
+
+  const e = await within(c.go('GS1'), 60_000, 'the go to settle');
+  assert.is(fallbacks.length, 1, `one fallback: ${JSON.stringify(fallbacks)}`);
+  assert.match(fallbacks[0]!, /TokenUsed/);
+  assert.is(tokens.calls, 2, 'the client logged in at home again, with a fresh login token');
+  // The home either took him back (it got there before GS1 claimed him for the other connection)
+  // or sent the client on to GS1, where that connection now holds him.
+  assert.ok(e.server === 'HS' || e.server === 'GS1', JSON.stringify(e));
+  if (e.server === 'GS1') {
+    assert.is(moves.length, 2, 'the home sent the client on');
+    assert.is(moves[1]!.go_srvname, 'GS1');
+  }
+  assert.is(c.server, e.server);
+  const route = await store.getRoute(pid);
+  assert.equal({ at: route?.at, online: route?.online }, { at: e.server === 'HS' ? '' : 'GS1', online: true }, `route ${JSON.stringify(route)}`);
+  assert.is((await c.go(e.server === 'HS' ? 'GS1' : 'HS')).server, e.server === 'HS' ? 'GS1' : 'HS', 'the client plays on');
+  thief.close();
+});
+
+test('the hop bound: a move that would take more than maxHops hops ends with TooManyHops, on no server, with nothing open (issue 17)', async () => {
+  const pid = 6003;
+  const tokens = tokenSource(pid);
+  // One hop is the go itself (connect_to, then enter): the fallback home after a refusal would be the second.
+  const c = client(pid, { loginToken: tokens.next, maxHops: 1 });
+  await c.login();
+  const thief = await RawConnection.open(servers.GS1!.gateway);
+  c.once('connect_to', (move: ConnectTo) => thief.send({ type: 'enter', pid, token: move.token }));
+  const error = await failure(c.go('GS1'), 'a go whose token is taken, with a bound of one hop');
+  loggedOut(c, 'after TooManyHops');
+  assert.is(error.kind, 'TooManyHops', `${error.kind}: ${error.message}`);
+  assert.is(error.step, 'hops');
+  assert.match(error.message, /after 1 hops/);
+  assert.match(error.message, /refused the enter: TokenUsed/, 'it says what happened last');
+  assert.is(tokens.calls, 1, 'the client did not go on to log in at home');
+  thief.close();
 });
 
 // ---- the home unreachable, the server gone ----------------------------------------------------------
