@@ -12,6 +12,7 @@ export { loadConfig, parseConfig, type ClusterConfig, type ServerConfig, type Ro
 export { startServers, openStore, type RunningServers, type StartOptions } from './cluster/start.js';
 export {
   KuafuClient, ClientRequestError, registerAccount, loginAccount, type KuafuClientOptions, type Entered, type ConnectTo, type LoginTicket,
+  type ClientStep, type Disconnected,
 } from './client/kuafu-client.js';
 export { issueLoginToken, issueToken, verifyToken, type TokenClaims } from './game/tokens.js';
 export { GameServer, type GameServerOptions } from './game/game-server.js';
