@@ -19,6 +19,7 @@ test('chaos: acknowledged calls survive the aimed faults, nothing is applied twi
     players: 20,
     faults: ['pause-owner-past-rpc-timeout', 'kill-redis-then-game-server', 'kill-destination-at-connect_to', 'kill-destination-after-entered', 'kill-home-mid-hop'],
     faultGapMs: [500, 1000],
+    artifactsOnFailure: true,
   });
   console.log(`\n${report.summary}${report.artifacts ? `\nartifacts: ${report.artifacts}` : ''}`);
   assert.ok(report.summary.includes('faults injected'), 'the run reports its faults');

@@ -9,7 +9,7 @@
  * seeded by the seed; the timing of real processes is not, so two runs of one seed make the same
  * choices but need not end the same way.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, cleanupCluster } from '../harness/cluster.js';
 import { seeded } from '../harness/random.js';
@@ -36,6 +36,8 @@ export interface ChaosOptions {
   verbose?: boolean;
   /** Where to write the journal and the servers' output (default test/artifacts/chaos-<seed>-<time>). */
   artifacts?: string | false;
+  /** Keep the artifacts only when the checker found a violation or the run could not finish (default: keep them). */
+  artifactsOnFailure?: boolean;
 }
 
 export interface ChaosReport {
@@ -77,6 +79,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const faults: FaultRecord[] = [];
   const stats: PlayerStats = { logins: 0, loginFailures: 0, moves: 0, moveFailures: 0, fallbacks: 0, kicks: 0, logouts: 0, errors: {} };
   let cluster: ChaosCluster | undefined;
+  let clean = false;
   try {
     cluster = await ChaosCluster.start({ rpcTimeoutMs: RPC_TIMEOUT_MS, heartbeatMs: HEARTBEAT_MS, scriptDeadlineMs: SCRIPT_DEADLINE_MS, log });
     const c = cluster;
@@ -298,7 +301,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       writeFileSync(join(artifacts, 'players.json'), JSON.stringify(result.players, null, 2));
       writeFileSync(join(artifacts, 'summary.txt'), `${summary}\n`);
     }
-    return { seed, violations: result.violations, summary, artifacts };
+    clean = options.artifactsOnFailure === true && result.violations.length === 0;
+    return { seed, violations: result.violations, summary, artifacts: clean ? '' : artifacts };
   } catch (error) {
     log(`the run could not finish: ${(error as Error).stack ?? String(error)}`);
     throw new Error(`chaos seed ${seed}: the run could not finish (${(error as Error).message.split('\n')[0]}); see ${artifacts || 'its log'}`);
@@ -310,6 +314,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (cluster) for (const [name, text] of Object.entries(cluster.outputs())) writeFileSync(join(artifacts, `${name}.log`), text);
     }
     await cleanupCluster();
+    if (clean && artifacts) rmSync(artifacts, { recursive: true, force: true });
   }
 }
 
