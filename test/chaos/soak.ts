@@ -18,7 +18,6 @@ import { invokeById, invokeByScript, recharge, type CallEnv, type Op, type OpKin
 import { FAULTS, runFault, type CallKind, type FaultContext, type FaultName, type FaultRecord } from './faults.js';
 import { ChaosPlayer, playerLoop, type PlayerStats } from './players.js';
 import { check, type CheckResult } from './checker.js';
-import { DEFAULT_TOKEN_TTL_MS } from '../../runtime/game/tokens.js';
 
 export interface ChaosOptions {
   seed: number;
@@ -52,6 +51,8 @@ const HEARTBEAT_MS = 1000;
 const STEP_TIMEOUT_MS = 8000;
 const SCRIPT_DEADLINE_MS = 25_000;
 const MAX_IN_FLIGHT = 24;
+/** The transfer token lifetime (docs/transfer.md: 30 s; DEFAULT_TOKEN_TTL_MS in runtime/game/tokens.ts, not imported: runtime/game is being rewritten). */
+const TOKEN_TTL_MS = 30_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -196,7 +197,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       cluster: c,
       random: rngFaults,
       rpcTimeoutMs: RPC_TIMEOUT_MS,
-      tokenTtlMs: DEFAULT_TOKEN_TTL_MS,
+      tokenTtlMs: TOKEN_TTL_MS,
       log,
       fire: (pid, kinds, scriptOn, firstTarget) => kinds.map((kind) => start(pid, kind, scriptOn, firstTarget)),
       reserve: async (where) => {
@@ -254,7 +255,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (round.length === 0) round = options.faults ? [...allowed] : shuffle(rngFaults, allowed);
         const name = round.shift()!;
         // A fault that cannot finish before the calls stop waits for the next run.
-        const needs = name === 'pause-owner-past-token-lifetime' ? DEFAULT_TOKEN_TTL_MS + 8000 : 8000;
+        const needs = name === 'pause-owner-past-token-lifetime' ? TOKEN_TTL_MS + 8000 : 8000;
         if (Date.now() + needs > callsEnd) {
           if (name !== 'pause-owner-past-token-lifetime') break; // nothing fits any more
           await sleep(50);
