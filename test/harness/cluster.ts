@@ -330,8 +330,15 @@ function rpcLine(name: string): RegExp {
 /** `kuafu serve --config F --server NAME --redis URL`; resolves once it prints its `rpc ws://…` line. */
 export async function spawnServe(configPath: string, name: string, redisUrl: string): Promise<ServeProcess> {
   const proc = spawnKuafu(['serve', '--config', configPath, '--server', name, '--redis', redisUrl], { label: `kuafu serve ${name}` });
-  const [, url, gateway] = await proc.waitForOutput(rpcLine(name), `its "${name} … rpc ws://" line`);
-  return Object.assign(proc, { name, url: url!, gateway: gateway ?? '' });
+  try {
+    const [, url, gateway] = await proc.waitForOutput(rpcLine(name), `its "${name} … rpc ws://" line`);
+    return Object.assign(proc, { name, url: url!, gateway: gateway ?? '' });
+  } catch (error) {
+    // A start that was too slow must not live on holding its ports (a retry would find them taken).
+    proc.kill('SIGKILL');
+    await proc.waitForExit().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** Where each named server of a `kuafu up` listens, once it has printed all of their lines. */
