@@ -1,5 +1,6 @@
 /** Shared measuring: latency percentiles one call at a time, throughput with N in flight, medians, results files. */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,13 +40,18 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** Writes bench/results/<name>.json (in the source tree, beside this file's source). */
+/**
+ * Writes bench/results/<name>.json (in the source tree, beside this file's source), with the machine
+ * it ran on (cores, and the load average when written: other work on the machine moves every figure).
+ */
 export function writeResults(name: string, results: Record<string, number | string>): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const dir = join(here, '../../bench/results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${name}.json`);
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  const [load1, load5] = loadavg();
+  const machine = `${cpus().length} cores, load average ${load1!.toFixed(1)} (1 min), ${load5!.toFixed(1)} (5 min) when written`;
+  writeFileSync(file, `${JSON.stringify({ ...results, machine }, null, 2)}\n`);
   return file;
 }
 

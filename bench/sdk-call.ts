@@ -275,6 +275,8 @@ export async function runSdkCallBench(): Promise<Record<string, number | string>
     raw_cpu_us_per_call_many_players_caller: cpuOf(per.rawMany, 'bench (jayson client)'),
     raw_cpu_us_per_call_many_players_server: cpuOf(per.rawMany, 'raw server'),
     raw_cpu_us_per_call_many_players_redis: cpuOf(per.rawMany, 'redis'),
+    sdk_cpu_us_per_call_many_players_total: round(Object.values(per.oursMany.cpuUsPerCall).reduce((a, b) => a + b, 0), 1),
+    raw_cpu_us_per_call_many_players_total: round(Object.values(per.rawMany.cpuUsPerCall).reduce((a, b) => a + b, 0), 1),
     sdk_messages_per_call_many_players: per.oursMany.messages,
     raw_messages_per_call_many_players: per.rawMany.messages,
     sdk_messages_per_call_one_player: per.oursHot.messages,
