@@ -60,7 +60,7 @@ export async function runServicesBench(): Promise<Record<string, number | string
     return results;
   } finally {
     await Promise.all(running.map((servers) => servers.stop()));
-    for (const proc of processes) proc.stop();
+    await Promise.all(processes.map((proc) => proc.stopped()));
     await redis.stop();
   }
 }
