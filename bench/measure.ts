@@ -1,5 +1,6 @@
 /** Shared measuring: latency percentiles one call at a time, throughput with N in flight, medians, results files. */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,13 +40,18 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** Writes bench/results/<name>.json (in the source tree, beside this file's source). */
+/**
+ * Writes bench/results/<name>.json (in the source tree, beside this file's source), with the machine
+ * it ran on (cores, and the load average when written: other work on the machine moves every figure).
+ */
 export function writeResults(name: string, results: Record<string, number | string>): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const dir = join(here, '../../bench/results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${name}.json`);
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  const [load1, load5] = loadavg();
+  const machine = `${cpus().length} cores, load average ${load1!.toFixed(1)} (1 min), ${load5!.toFixed(1)} (5 min) when written`;
+  writeFileSync(file, `${JSON.stringify({ ...results, machine }, null, 2)}\n`);
   return file;
 }
 
@@ -96,10 +102,30 @@ export async function pairedLatencies(a: () => Promise<unknown>, b: () => Promis
   return [samplesA.sort((x, y) => x - y), samplesB.sort((x, y) => x - y)];
 }
 
+/** Medians of a throughput comparison at 64 in flight: calls per second of each side and their ratio. */
+export interface ThroughputComparison {
+  oursPerS: number;
+  rawPerS: number;
+  throughputRatio: number;
+}
+
+/**
+ * One round of throughput at 64 in flight: both sides one after the other, ours first in odd
+ * rounds and the reference first in even ones (so neither always meets a warmer or a busier
+ * machine); returns calls per second of each.
+ */
+async function throughputRound(round: number, sides: { ours: (total: number) => Promise<number>; raw: (total: number) => Promise<number> }, total: number): Promise<{ ours: number; raw: number }> {
+  const order = round % 2 === 1 ? (['ours', 'raw'] as const) : (['raw', 'ours'] as const);
+  const rate = { ours: 0, raw: 0 };
+  for (const name of order) rate[name] = await sides[name](total);
+  return rate;
+}
+
 /**
  * Compares ours with the reference over `rounds` rounds (printing each) and takes the medians:
  * per round, latency one call at a time with the two sides interleaved call by call
- * (pairedLatencies), then throughput at 64 in flight, ours and the reference one after the other.
+ * (pairedLatencies), then throughput at 64 in flight, one side after the other, the side that
+ * goes first alternating from round to round (throughputRound).
  */
 export async function alternate(rounds: number, sides: { ours: Side; raw: Side }, c1Calls: number, c64Calls: number): Promise<Comparison> {
   const p50 = { ours: [] as number[], raw: [] as number[] };
@@ -107,11 +133,11 @@ export async function alternate(rounds: number, sides: { ours: Side; raw: Side }
   for (let round = 1; round <= rounds; round++) {
     const [oursLat, rawLat] = await pairedLatencies(sides.ours.c1, sides.raw.c1, c1Calls);
     const lat = { ours: oursLat, raw: rawLat };
+    const cps = await throughputRound(round, { ours: sides.ours.c64, raw: sides.raw.c64 }, c64Calls);
     for (const name of ['ours', 'raw'] as const) {
-      const cps = await sides[name].c64(c64Calls);
       p50[name].push(percentile(lat[name], 50));
-      rate[name].push(cps);
-      console.log(`  round ${round} ${name.padEnd(4)}  c1 p50 ${percentile(lat[name], 50).toFixed(1)} µs  p99 ${percentile(lat[name], 99).toFixed(1)} µs   c64 ${Math.round(cps)} calls/s`);
+      rate[name].push(cps[name]);
+      console.log(`  round ${round} ${name.padEnd(4)}  c1 p50 ${percentile(lat[name], 50).toFixed(1)} µs  p99 ${percentile(lat[name], 99).toFixed(1)} µs   c64 ${Math.round(cps[name])} calls/s${round % 2 === (name === 'ours' ? 1 : 0) ? ' (first)' : ''}`);
     }
   }
   const [oursPerS, rawPerS, oursP50Us, rawP50Us] = [median(rate.ours), median(rate.raw), median(p50.ours), median(p50.raw)];
@@ -119,4 +145,44 @@ export async function alternate(rounds: number, sides: { ours: Side; raw: Side }
     oursPerS: Math.round(oursPerS), rawPerS: Math.round(rawPerS), throughputRatio: round(oursPerS / rawPerS),
     oursP50Us: round(oursP50Us, 1), rawP50Us: round(rawP50Us, 1), latencyRatio: round(oursP50Us / rawP50Us),
   };
+}
+
+/** Throughput only, at 64 in flight, over `rounds` rounds (the side that goes first alternating); medians. */
+export async function alternateThroughput(rounds: number, label: string, sides: { ours: (total: number) => Promise<number>; raw: (total: number) => Promise<number> }, total: number): Promise<ThroughputComparison> {
+  const rate = { ours: [] as number[], raw: [] as number[] };
+  for (let round = 1; round <= rounds; round++) {
+    const cps = await throughputRound(round, sides, total);
+    rate.ours.push(cps.ours);
+    rate.raw.push(cps.raw);
+    console.log(`  round ${round} ${label}  ours c64 ${Math.round(cps.ours)} calls/s, raw c64 ${Math.round(cps.raw)} calls/s (${round % 2 === 1 ? 'ours' : 'raw'} first)`);
+  }
+  const [oursPerS, rawPerS] = [median(rate.ours), median(rate.raw)];
+  return { oursPerS: Math.round(oursPerS), rawPerS: Math.round(rawPerS), throughputRatio: round(oursPerS / rawPerS) };
+}
+
+/** Counts WebSocket messages both ways on a client's socket (each is one frame: neither side fragments). */
+export interface MessageCounter {
+  readonly sent: number;
+  readonly received: number;
+  /** Stops counting (the socket's send is given back). */
+  stop(): void;
+}
+
+/** Starts counting the messages `ws` (a `ws` WebSocket, any version) sends and receives. */
+export function countMessages(ws: { send: (...args: never[]) => unknown; on(event: 'message', listener: () => void): unknown; off(event: 'message', listener: () => void): unknown }): MessageCounter {
+  const counter = { sent: 0, received: 0, stop: () => {} };
+  const own = Object.prototype.hasOwnProperty.call(ws, 'send');
+  const send = ws.send;
+  ws.send = function counted(this: unknown, ...args: never[]) {
+    counter.sent++;
+    return send.apply(this, args);
+  };
+  const onMessage = () => { counter.received++; };
+  ws.on('message', onMessage);
+  counter.stop = () => {
+    if (own) ws.send = send;
+    else delete (ws as { send?: unknown }).send;
+    ws.off('message', onMessage);
+  };
+  return counter;
 }

@@ -4,7 +4,11 @@ import jayson from 'jayson';
 export interface RawClient {
   /** One request of `method` with `params`; resolves with its result. */
   call: () => Promise<unknown>;
+  /** One request of `method` with these params instead; resolves with its result. */
+  callWith: (params: unknown[]) => Promise<unknown>;
   close: () => void;
+  /** The client's one WebSocket (to count its messages). */
+  ws: import('ws').WebSocket;
 }
 
 /** Opens a jayson WebSocket client to `url` whose `call` sends `method` with `params`. */
@@ -17,14 +21,15 @@ export async function rawJaysonClient(url: string, method: string, params: unkno
     client.ws.once('open', () => resolve());
     client.ws.once('error', reject);
   });
-  const call = () =>
+  const callWith = (args: unknown[]) =>
     new Promise((resolve, reject) =>
-      client.request(method, params, (error, response) => {
+      client.request(method, args, (error, response) => {
         if (error) reject(error);
         else if (response.error) reject(new Error(JSON.stringify(response.error)));
         else resolve(response.result);
       }),
     );
-  return { call, close: () => client.ws.close() };
+  const call = () => callWith(params);
+  return { call, callWith, close: () => client.ws.close(), ws: client.ws };
 }
 

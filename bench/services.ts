@@ -8,6 +8,8 @@
  * - guild deductions: HS, GS1 and GS2 deduct 1 from one guild's treasury, many in flight from each;
  *   deductions applied per second, all servers together.
  *
+ * Redis runs as a production host would (appendonly yes, appendfsync everysec). kuafu's own figures
+ * only: there is no reference (the same push or deduction done by hand) yet.
  * Writes bench/results/services.json.
  */
 import { loadConfig } from '../runtime/cluster/config.js';
@@ -15,15 +17,15 @@ import type { ServerNode } from '../runtime/cluster/server-node.js';
 import { startServers, type RunningServers } from '../runtime/cluster/start.js';
 import { servicesOf } from '../runtime/services/index.js';
 import { percentile, round, writeResults } from './measure.js';
-import { serve, startRedis, writeConfig } from './processes.js';
+import { serve, startBenchRedis, writeConfig } from './processes.js';
 
 const PUSH_WARMUP = 300;
 const PUSH_SAMPLES = 3000;
 const DEDUCTIONS = Number(process.env.KUAFU_BENCH_DEDUCTIONS ?? 30_000);
 const IN_FLIGHT_PER_SERVER = 64;
 
-export async function runServicesBench(): Promise<Record<string, number>> {
-  const redis = await startRedis({ persistent: false });
+export async function runServicesBench(): Promise<Record<string, number | string>> {
+  const redis = await startBenchRedis();
   const { path } = writeConfig([
     { name: 'HS', roles: ['game'] },
     { name: 'GS1', roles: ['game'] },
@@ -49,6 +51,7 @@ export async function runServicesBench(): Promise<Record<string, number>> {
       profile_push_p99_ms: round(percentile(push, 99), 3),
       guild_deductions: DEDUCTIONS,
       guild_deducts_per_s: Math.round(deductsPerSecond),
+      redis: redis.persistence,
     };
     const file = writeResults('services', results);
     console.log(`  profile push GS1 → HS (${push.length} changes): p50 ${results.profile_push_p50_ms} ms, p99 ${results.profile_push_p99_ms} ms (target p99 <= 10)`);
@@ -57,7 +60,7 @@ export async function runServicesBench(): Promise<Record<string, number>> {
     return results;
   } finally {
     await Promise.all(running.map((servers) => servers.stop()));
-    for (const proc of processes) proc.stop();
+    await Promise.all(processes.map((proc) => proc.stopped()));
     await redis.stop();
   }
 }

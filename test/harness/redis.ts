@@ -38,6 +38,12 @@ export interface StartRedisOptions {
    */
   persistent?: boolean;
   /**
+   * When persistent, how often the append-only file is fsynced: 'always' (default; every write,
+   * what the tests rely on for kill()+restart()) or 'everysec' (once a second, as production
+   * hosts commonly run it; the benchmarks use it).
+   */
+  appendfsync?: 'always' | 'everysec';
+  /**
    * Start it as a Redis Cluster node (cluster-enabled, no slots yet: redis-cluster.ts forms the
    * cluster). Default false.
    */
@@ -153,7 +159,7 @@ function logTail(dir: string): string {
   }
 }
 
-function spawnServer(bin: string, port: number, dir: string, persistent: boolean, clusterNode: boolean): Server {
+function spawnServer(bin: string, port: number, dir: string, persistent: boolean, clusterNode: boolean, appendfsync: 'always' | 'everysec'): Server {
   const cluster = clusterNode
     ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no']
     : [];
@@ -163,7 +169,7 @@ function spawnServer(bin: string, port: number, dir: string, persistent: boolean
     '--bind', '127.0.0.1',
     '--save', '',
     '--appendonly', persistent ? 'yes' : 'no',
-    '--appendfsync', 'always',
+    '--appendfsync', appendfsync,
     '--dir', dir,
     '--daemonize', 'no',
     '--protected-mode', 'yes',
@@ -238,6 +244,7 @@ async function stopServer(server: Server, signal: NodeJS.Signals): Promise<void>
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisHandle> {
   const persistent = options.persistent ?? true;
   const clusterNode = options.clusterNode ?? false;
+  const appendfsync = options.appendfsync ?? 'always';
   const bin = await ensureRedisServerBinary();
   installExitHook();
 
@@ -251,7 +258,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   let lastErr: unknown;
   for (let attempt = 0; attempt < 5 && !server; attempt++) {
     port = await freePort();
-    const s = spawnServer(bin, port, dir, persistent, clusterNode);
+    const s = spawnServer(bin, port, dir, persistent, clusterNode, appendfsync);
     try {
       await waitReady(s, port, dir);
       server = s;
@@ -307,7 +314,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
         // The port was just released; if redis cannot bind it yet (it exits
         // at once), try again for a little while.
         for (let attempt = 1; ; attempt++) {
-          const s = spawnServer(bin, port, dir, persistent, clusterNode);
+          const s = spawnServer(bin, port, dir, persistent, clusterNode, appendfsync);
           try {
             await waitReady(s, port, dir);
             current = s;
