@@ -16,11 +16,12 @@
  * later save.
  */
 import {
-  NotExportedError, OutcomeUnknownError, PlayerMovedError, PlayerOfflineError, StaleOwnerError,
+  LimitExceededError, NotExportedError, OutcomeUnknownError, PlayerMovedError, PlayerOfflineError, StaleOwnerError,
 } from '../errors.js';
 import type { ServerNode } from '../cluster/server-node.js';
+import { encodeDocument } from '../rpc/values.js';
 import { ownerOf, type StoredDocument } from '../store/store.js';
-import type { Player, PlayerDocument, PlayerModel, PlayerPlace } from './player.js';
+import { DEFAULT_PLAYER_LIMITS, type Player, type PlayerDocument, type PlayerLimits, type PlayerModel, type PlayerPlace } from './player.js';
 import { SaveQueue } from './save-queue.js';
 
 /** A client connection bound to a player (the gateway makes them). */
@@ -46,6 +47,8 @@ export interface LoadedPlayer {
   doubtful: boolean;
   /** The read-back under way, if any (calls arriving meanwhile share it). */
   reading: Promise<void> | null;
+  /** The size of his document as last stored (or loaded), bytes of its encoded text. */
+  storedBytes: number;
 }
 
 const SEGMENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -65,9 +68,13 @@ function checkSurface(surface: Record<string, string>): void {
 export class PlayerHost {
   readonly players = new Map<number, LoadedPlayer>();
   readonly saves: SaveQueue;
+  /** What each player may hold: the config's `playerLimits` over the defaults. */
+  readonly limits: Readonly<PlayerLimits>;
 
   constructor(private readonly node: ServerNode, readonly model: PlayerModel) {
     checkSurface(model.surface);
+    const { keptCallDays: _retention, ...given } = node.cluster.playerLimits ?? {};
+    this.limits = Object.freeze({ ...DEFAULT_PLAYER_LIMITS, ...given });
     this.saves = new SaveQueue(node.store, (outcome) => node.metrics.save(outcome), (pid, epoch) => {
       // Told before any waiter hears: from now on nothing runs on (or saves) this copy until it is read back.
       const loaded = this.players.get(pid);
@@ -130,9 +137,11 @@ export class PlayerHost {
   async load(pid: number, epoch: number, place: PlayerPlace, stored?: StoredDocument | null): Promise<LoadedPlayer> {
     if (stored === undefined) stored = await this.node.store.loadDocument(pid);
     const doc = (stored?.data as PlayerDocument | undefined) ?? this.model.newDocument(pid);
-    const player = this.model.create(doc, place, false);
+    const player = this.make(doc, place, false);
     if (stored?.calls) player.restoreCalls(stored.calls);
-    const loaded: LoadedPlayer = { pid, player, epoch, state: 'active', session: null, doubtful: false, reading: null };
+    const loaded: LoadedPlayer = {
+      pid, player, epoch, state: 'active', session: null, doubtful: false, reading: null, storedBytes: player.documentBytes,
+    };
     this.players.set(pid, loaded);
     this.departures.delete(pid);
     if (!stored) await this.save(loaded);
@@ -146,7 +155,15 @@ export class PlayerHost {
     ]);
     if (!stored || !route) throw new PlayerOfflineError(`Player ${pid} has never logged in: there is nothing to load.`, { pid });
     const place: PlayerPlace = { home_srvname: route.home, go_srvname: mark?.go ?? '', player_data: {} };
-    return this.model.create(stored.data as PlayerDocument, place, true);
+    return this.make(stored.data as PlayerDocument, place, true);
+  }
+
+  /** A player of the model over `doc`, with this cluster's limits and (a writable one) his document's size measured. */
+  private make(doc: PlayerDocument, place: PlayerPlace, readOnly: boolean): Player {
+    const player = this.model.create(doc, place, readOnly);
+    player.limits = this.limits;
+    if (!readOnly) player.documentBytes = Buffer.byteLength(encodeDocument(doc), 'utf8');
+    return player;
   }
 
   /**
@@ -157,13 +174,30 @@ export class PlayerHost {
     if (loaded.doubtful) return this.readBack(loaded).then(() => this.save(loaded));
     const player = loaded.player;
     let taken: [string, string][] = [];
+    let bytes = 0;
     return this.saves.save(loaded.pid, loaded.epoch, () => {
       taken = player.takeNewCalls();
-      return { data: player.toDocument(), calls: taken };
+      const data = player.toDocument();
+      const text = encodeDocument(data);
+      bytes = Buffer.byteLength(text, 'utf8');
+      // Past the cap (and larger than what is stored: a document already past it may shrink), this
+      // save is not sent: whatever it carries is refused, and the copy is read back.
+      if (bytes > this.limits.documentBytes && bytes > loaded.storedBytes) {
+        throw new LimitExceededError(
+          `Player ${loaded.pid}'s document would be ${bytes} bytes, past its limit of ${this.limits.documentBytes} (playerLimits.documentBytes): ` +
+            'the change was refused and nothing of it was applied (nor of the calls saved with it, in the same write: retry those). ' +
+            'Make room first (take or remove mails).',
+          { pid: loaded.pid, limit: 'documentBytes', bytes },
+        );
+      }
+      player.documentBytes = bytes;
+      return { data, text, calls: taken };
     }).then(
       () => {
         player.commitCalls(taken);
         player.dirty = false;
+        // Only the save whose snapshot was taken measured it (later saves of one write share its outcome).
+        if (bytes > 0) loaded.storedBytes = bytes;
       },
       (error: unknown) => {
         if (error instanceof StaleOwnerError) this.drop(loaded, 'another server owns this player now');
@@ -188,9 +222,10 @@ export class PlayerHost {
       }
       const old = loaded.player;
       const doc = (stored?.data as PlayerDocument | undefined) ?? this.model.newDocument(loaded.pid);
-      const player = this.model.create(doc, { home_srvname: old.home_srvname, go_srvname: old.go_srvname, player_data: old.player_data }, false);
+      const player = this.make(doc, { home_srvname: old.home_srvname, go_srvname: old.go_srvname, player_data: old.player_data }, false);
       if (stored?.calls) player.restoreCalls(stored.calls);
       loaded.player = player;
+      loaded.storedBytes = player.documentBytes;
       loaded.doubtful = false;
       this.node.log.info(`player ${loaded.pid} was read back from the store after a failed save`);
     }, (error: unknown) => {
