@@ -84,11 +84,13 @@ export class PlayerHost {
 
   /**
    * Players who left this server for another and have not arrived yet: until their token expires
-   * they count as online (here, for the home's heartbeat) and calls are sent on after them.
+   * they count as online (here, for the home's heartbeat) and calls are sent on after them. One
+   * whose token expired unused is marked offline by `settleDepartures` (the heartbeat's).
    */
   private readonly departures = new Map<number, { to: string; epoch: number; until: number }>();
   /** Players being loaded here after a claim: calls wait a moment instead of finding them offline. */
   readonly arriving = new Set<number>();
+  private settling = false;
 
   /**
    * Records that the player left for `to` from `epoch`; the record lasts until his route moves past
@@ -98,14 +100,46 @@ export class PlayerHost {
     this.departures.set(pid, { to, epoch, until });
   }
 
-  /** Where the player is going, while he is between this server and the next. */
+  /** Where the player is going, while he is between this server and the next (his token still good). */
   departure(pid: number): { to: string; epoch: number } | undefined {
     const departure = this.departures.get(pid);
-    if (departure && departure.until < Date.now()) {
-      this.departures.delete(pid);
-      return undefined;
-    }
+    if (departure && departure.until < Date.now()) return undefined; // expired: settleDepartures deals with it
     return departure;
+  }
+
+  /**
+   * The players whose departure token expired unused: he never arrived anywhere. If his route
+   * still names this server, under the departure's epoch, and says online, it is set offline
+   * (fenced by that epoch: an arrival meanwhile wins), so route, profile and `player.status` agree.
+   * A departure is forgotten once settled; one the store could not be asked about stays for the
+   * next heartbeat.
+   */
+  async settleDepartures(): Promise<void> {
+    if (this.settling) return;
+    this.settling = true;
+    try {
+      const now = Date.now();
+      for (const [pid, departure] of [...this.departures]) {
+        if (departure.until >= now) continue;
+        try {
+          const route = await this.node.store.getRoute(pid);
+          const stillHere = route && route.epoch === departure.epoch && route.online && ownerOf(route) === this.node.name;
+          if (stillHere && !this.players.has(pid) && !this.arriving.has(pid)) {
+            await this.node.store.setOnline(pid, departure.epoch, false);
+            this.node.log.info(`player ${pid} left for ${departure.to} and never arrived (his token expired): he is offline`);
+          }
+        } catch (error) {
+          if (!(error instanceof StaleOwnerError)) {
+            this.node.log.warn(`could not settle the departure of player ${pid}: ${(error as Error).message}`);
+            continue; // the next heartbeat tries again
+          }
+          // He was claimed meanwhile: the newer owner says where he is.
+        }
+        if (this.departures.get(pid) === departure) this.departures.delete(pid);
+      }
+    } finally {
+      this.settling = false;
+    }
   }
 
   /** Forgets a departure once his route has moved past it (he arrived somewhere). */
