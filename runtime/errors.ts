@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   RequestConflict: -32033,
   TooManyAttempts: -32034,
   OutcomeUnknown: -32035,
+  LimitExceeded: -32036,
   Internal: -32099,
 } as const;
 
@@ -164,6 +165,13 @@ export class TooManyAttemptsError extends KuafuError {
 export class OutcomeUnknownError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('OutcomeUnknown', message, details); }
 }
+/**
+ * A configured limit of a player would be passed (his document's size, his mailbox): the call was
+ * refused and nothing of it was applied. The message names the limit and its config field.
+ */
+export class LimitExceededError extends KuafuError {
+  constructor(message: string, details: ErrorDetails = {}) { super('LimitExceeded', message, details); }
+}
 /** A failure on the remote side that has no kind of its own (a bug): the message says where to look. */
 export class InternalError extends KuafuError {
   constructor(message: string, details: ErrorDetails = {}) { super('Internal', message, details); }
@@ -198,6 +206,7 @@ const CLASSES: Record<ErrorKind, ErrorClass> = {
   RequestConflict: RequestConflictError,
   TooManyAttempts: TooManyAttemptsError,
   OutcomeUnknown: OutcomeUnknownError,
+  LimitExceeded: LimitExceededError,
   Internal: InternalError,
 };
 

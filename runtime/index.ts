@@ -1,7 +1,7 @@
 /** kuafu's host-side API: what a server host or a test imports from the package. */
 export * from './errors.js';
 export * from './store/store.js';
-export { MemoryStore } from './store/memory-store.js';
+export { MemoryStore, type MemoryStoreOptions } from './store/memory-store.js';
 export { RedisStore, type RedisStoreOptions } from './store/redis-store.js';
 export { PeerClient, type PeerClientOptions, type CallOptions } from './rpc/peer-client.js';
 export { RpcServer, type MethodTable, type MethodHandler, type CallContext } from './rpc/rpc-server.js';
@@ -16,6 +16,8 @@ export {
 } from './client/kuafu-client.js';
 export { issueLoginToken, issueToken, verifyToken, type TokenClaims } from './game/tokens.js';
 export { GameServer, type GameServerOptions } from './game/game-server.js';
-export { Player, ItemDb, Mailbox, PLAYER_SURFACE, REFERENCE_PLAYER_MODEL, type PlayerModel, type PlayerDocument, type PlayerData } from './game/player.js';
+export {
+  Player, ItemDb, Mailbox, PLAYER_SURFACE, REFERENCE_PLAYER_MODEL, DEFAULT_PLAYER_LIMITS, type PlayerModel, type PlayerDocument, type PlayerData, type PlayerLimits, type Mail,
+} from './game/player.js';
 export { PlayerHost, type LoadedPlayer, type ClientSession } from './game/player-host.js';
 export { ScriptHost, ScriptError, ScriptLimitError, bundleScript, type ScriptHostOptions, type ScriptServices, type KuafuPlayerInfo } from './sandbox/index.js';

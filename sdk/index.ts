@@ -24,7 +24,7 @@ const KINDS = new Set([
   'ReadOnlyPlayer', 'StoreUnavailable', 'PlayerMoved', 'InsufficientResource', 'NotFound', 'Config', 'Internal',
   'TokenInvalid', 'TokenExpired', 'TokenUsed', 'TokenWrongPlayer', 'TokenWrongDestination', 'Sandbox',
   'InvalidArgument', 'WrongServer', 'AlreadyExists', 'BadCredentials', 'RequestConflict',
-  'TooManyAttempts', 'OutcomeUnknown',
+  'TooManyAttempts', 'OutcomeUnknown', 'LimitExceeded',
 ]);
 
 /** Globals a script must not have: shared memory and WebAssembly (outside the memory limit), and a silent console. */

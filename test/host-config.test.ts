@@ -3,7 +3,8 @@
  * - a player model of its own (`"playerModel": "<module>"`): `kuafu up` and `kuafu serve` run game
  *   servers with it, so its methods are callable through player RPC; a module that is missing, or
  *   exports no model, stops the command with a message that names the field and exit code 2;
- * - the limits of the designer scripts (`"scriptLimits"`), in force on every game server.
+ * - the limits of the designer scripts (`"scriptLimits"`), in force on every game server;
+ * - what a player may hold (`"playerLimits"`), in force on every game server's players.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { KuafuClient } from '../runtime/client/kuafu-client.js';
 import { issueLoginToken } from '../runtime/game/tokens.js';
 import { parseConfig } from '../runtime/cluster/config.js';
+import { DEFAULT_PLAYER_LIMITS } from '../runtime/game/player.js';
 import { startServers } from '../runtime/cluster/start.js';
 import { ConfigError } from '../runtime/errors.js';
 import { ScriptLimitError } from '../runtime/sandbox/script-error.js';
@@ -94,6 +96,23 @@ test('"scriptLimits" reach every game server\'s script host: a bundle fine under
     else assert.ok(outcome instanceof ScriptLimitError && outcome.limit === 'memory', `breaks the 16 MiB limit: ${String(outcome)}`);
     await running.stop();
   }
+});
+
+test('"playerLimits" are checked naming the field, and reach every game server\'s players (the rest keep their defaults)', async () => {
+  const parse = (playerLimits: unknown) => parseConfig({ secret: 'host-config-secret-0123', scriptsDir: '', playerLimits, servers: [{ name: 'HS', roles: ['game'], rpcPort: 0 }] }, 'test.json', {});
+  const refused = (playerLimits: unknown, message: RegExp) =>
+    assert.throws(() => parse(playerLimits), (error: Error) => error instanceof ConfigError && message.test(error.message));
+  refused([], /"playerLimits" must be an object with some of documentBytes, mails, mailTitleBytes, mailBodyBytes, mailItems, keptCallDays/);
+  refused({ mailboxes: 5 }, /"playerLimits.mailboxes" is not a player limit; the limits are documentBytes, mails/);
+  refused({ documentBytes: 1.5 }, /"playerLimits.documentBytes" must be a positive integer/);
+  refused({ mails: 0 }, /"playerLimits.mails" must be a positive integer/);
+  refused({ keptCallDays: 'forever' }, /"playerLimits.keptCallDays" must be a positive number of days/);
+  assert.equal(parse({ keptCallDays: 0.5 }).playerLimits, { keptCallDays: 0.5 });
+
+  const running = await quietly(() => startServers(parse({ mails: 7, documentBytes: 50_000 })));
+  onCleanup(() => running.stop());
+  assert.equal({ ...running.nodes[0]!.game!.host.limits }, { ...DEFAULT_PLAYER_LIMITS, mails: 7, documentBytes: 50_000 });
+  await running.stop();
 });
 
 test.run();

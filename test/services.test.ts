@@ -459,12 +459,25 @@ test('account center: a login token opens the home gateway; a recharge reaches t
   assert.is(await games.GS1.players.invoke(pid, ['getgold'], []), 100, 'still 100: each order once');
   assert.equal(await accounts.pending(pid), []);
 
-  // A delivery's call id is kept for good (saved, and loaded again at his login): retried after
-  // 300 other calls, more than a player remembers otherwise, it still runs once.
+  // A delivery's call id is kept (saved, and loaded again at his login) for its retention of 30
+  // days: retried after 300 other calls, more than a player remembers otherwise, it still runs once.
   await Promise.all(Array.from({ length: 300 }, (_, i) => games.HS.players.invoke(pid, ['addgold'], [0, 'filler'], `filler-${SEED}-${i}`)));
   assert.is(await games.HS.players.invoke(pid, ['addgold'], [60, `recharge:${order}`], `kept:recharge:${order}`), 60, 'the remembered result');
   assert.is(await games.GS1.players.invoke(pid, ['getgold'], []), 100, 'the late retry added nothing');
   await c.logout();
+  // ...and it is not kept in his document (which would grow with every recharge, for good): it is
+  // in his kept ledger beside it, which expires.
+  const admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await admin.connect();
+  try {
+    const fields = await admin.hkeys(`kf:{${pid}}:doc`);
+    assert.equal(fields.filter((field) => field.startsWith('c:kept:')), [], 'no kept call result in the document hash');
+    assert.equal(Object.keys(await admin.hgetall(`kf:{${pid}}:kept`)).sort(), [`kept:recharge:${order}`, `kept:recharge:order-${SEED}-2`].sort());
+    const ttl = await admin.pttl(`kf:{${pid}}:kept`);
+    assert.ok(ttl > 0, `the kept ledger expires (PTTL ${ttl})`);
+  } finally {
+    admin.disconnect();
+  }
 });
 
 /** The refusal a promise ends with, as the client sees it. */

@@ -16,7 +16,7 @@ import { NotFoundError, StaleOwnerError, StoreUnavailableError } from '../runtim
 import { MemoryStore } from '../runtime/store/memory-store.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
 import type { ProfileChange, Route, RouteChange, ServerRecord, Store, TreasuryChange, TreasuryOutcome } from '../runtime/store/store.js';
-import { FIRST_ACCOUNT_PID, REMEMBERED_CALLS } from '../runtime/store/store.js';
+import { FIRST_ACCOUNT_PID, MAX_KEPT_CALLS, REMEMBERED_CALLS } from '../runtime/store/store.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
 import { startRedisCluster, type RedisClusterHandle } from './harness/redis-cluster.js';
 
@@ -147,10 +147,18 @@ interface World {
   store: Store;
   /** Another server's store on the same shared state (for MemoryStore: the same instance). */
   peer: Store;
-  /** Opens one more store on the same shared state (for the close test). */
-  open(): Promise<Store>;
+  /**
+   * Opens one more store on the same shared state (for MemoryStore: a store of its own), with
+   * `options` (a short kept-call retention, for the tests of it).
+   */
+  open(options?: StoreOptions): Promise<Store>;
   /** Closes every store of this world. */
   close(): Promise<void>;
+}
+
+/** What a test may set when it opens a store. */
+interface StoreOptions {
+  keptCallRetentionMs?: number;
 }
 
 interface Backend {
@@ -382,7 +390,7 @@ function contract(name: string, backend: Backend): void {
     assert.equal(await store.loadDocument(pid), { data: { gold: 2n, note: 'second' }, epoch: 1 });
   });
 
-  test('saved call results: the latest REMEMBERED_CALLS are remembered, the oldest forgotten; "kept:" ones for good', async () => {
+  test('saved call results: the latest REMEMBERED_CALLS are remembered, the oldest forgotten; "kept:" ones beside them, first', async () => {
     const { store, peer } = w();
     const pid = nextPid();
     await store.ensureRoute(pid, 'home-1');
@@ -407,8 +415,68 @@ function contract(name: string, backend: Backend): void {
       assert.equal(order, [...order].sort((a, b) => a - b), `${where}: ordinary results oldest first`);
     };
     check((await peer.loadDocument(pid))?.calls, 'loadDocument');
+    const kept = ((await peer.loadDocument(pid))?.calls ?? []).slice(0, 2).map(([id]) => id).sort();
+    assert.equal(kept, ['kept:recharge:o-1', 'kept:recharge:o-2'], 'the kept results come first');
     const { document } = await peer.claimAndLoad(pid, { expectEpoch: 0, at: 'game-2', online: true });
     check(document?.calls, 'claimAndLoad');
+  });
+
+  test('kept call results: keptCall answers one while remembered, a refused save stores none', async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    await store.saveDocuments([{ pid, epoch: 0, data: { v: 1 }, calls: [['kept:recharge:o-1', '10'], ['call-1', '1'], ['kept:recharge:o-2', '20']] }]);
+    assert.is(await peer.keptCall(pid, 'kept:recharge:o-1'), '10');
+    assert.is(await peer.keptCall(pid, 'kept:recharge:o-2'), '20');
+    assert.is(await peer.keptCall(pid, 'kept:recharge:o-3'), null, 'never stored');
+    assert.is(await peer.keptCall(nextPid(), 'kept:recharge:o-1'), null, 'another player');
+    assert.equal((await peer.loadDocument(pid))?.data, { v: 1 }, 'the document itself is only the document');
+    const ids = ((await store.loadDocument(pid))?.calls ?? []).map(([id]) => id);
+    assert.equal(ids.slice(0, 2).sort(), ['kept:recharge:o-1', 'kept:recharge:o-2'], 'the kept first');
+    assert.equal(ids.slice(2), ['call-1']);
+
+    // A save refused by the fence stores no kept result either.
+    await store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    const [refused] = await store.saveDocuments([{ pid, epoch: 0, data: { v: 2 }, calls: [['kept:recharge:o-4', '40']] }]);
+    assert.ok(refused instanceof StaleOwnerError);
+    assert.is(await peer.keptCall(pid, 'kept:recharge:o-4'), null);
+  });
+
+  test('a kept call result is forgotten once older than the store\'s retention (loadDocument, claimAndLoad, keptCall)', async () => {
+    const { open } = w();
+    const RETENTION_MS = 300;
+    const short = await open({ keptCallRetentionMs: RETENTION_MS });
+    const pid = nextPid();
+    await short.ensureRoute(pid, 'home-1');
+    const sentAt = Date.now();
+    await short.saveDocuments([{ pid, epoch: 0, data: { v: 1 }, calls: [['kept:recharge:old', '1']] }]);
+    assert.is(await short.keptCall(pid, 'kept:recharge:old'), '1', 'remembered right after');
+    await eventually('the kept result to be forgotten after its retention', async () =>
+      (await short.keptCall(pid, 'kept:recharge:old')) === null);
+    assert.ok(Date.now() - sentAt >= RETENTION_MS, 'not forgotten before its retention'); // a lower bound: a slow machine only adds to it
+    assert.is((await short.loadDocument(pid))?.calls, undefined, 'loadDocument has it no more');
+    // A newer one is remembered, the old one stays forgotten.
+    await short.saveDocuments([{ pid, epoch: 0, data: { v: 2 }, calls: [['kept:recharge:new', '2']] }]);
+    const { document } = await short.claimAndLoad(pid, { expectEpoch: 0, at: 'game-2', online: true });
+    assert.equal(document?.calls, [['kept:recharge:new', '2']], 'claimAndLoad: only the newer one');
+    assert.is(await short.keptCall(pid, 'kept:recharge:old'), null);
+  });
+
+  test(`at most MAX_KEPT_CALLS (${MAX_KEPT_CALLS}) kept call results per player: the oldest are forgotten first`, async () => {
+    const { store, peer } = w();
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    const early: [string, string][] = Array.from({ length: 30 }, (_, i) => [`kept:early-${i}`, String(i)]);
+    await store.saveDocuments([{ pid, epoch: 0, data: { v: 1 }, calls: early }]);
+    const before = Date.now();
+    await eventually('the clock to move on by a millisecond', async () => Date.now() > before);
+    const late: [string, string][] = Array.from({ length: MAX_KEPT_CALLS }, (_, i) => [`kept:late-${i}`, String(i)]);
+    await store.saveDocuments([{ pid, epoch: 0, data: { v: 2 }, calls: late }]);
+    const ids = new Set(((await peer.loadDocument(pid))?.calls ?? []).map(([id]) => id));
+    assert.is(ids.size, MAX_KEPT_CALLS);
+    assert.ok(late.every(([id]) => ids.has(id)), 'every one of the later save is remembered');
+    assert.is(await peer.keptCall(pid, 'kept:early-0'), null, 'the oldest were forgotten');
+    assert.is(await peer.keptCall(pid, `kept:late-${MAX_KEPT_CALLS - 1}`), String(MAX_KEPT_CALLS - 1));
   });
 
   test('saveDocument for a player without a route throws NotFoundError and stores nothing', async () => {
@@ -795,8 +863,8 @@ contract('MemoryStore', {
   async teardown() {},
   async makeStore() {
     const opened: Store[] = [];
-    const open = async (): Promise<Store> => {
-      const store = new MemoryStore();
+    const open = async (options: StoreOptions = {}): Promise<Store> => {
+      const store = new MemoryStore(options);
       await store.connect();
       opened.push(store);
       return store;
@@ -814,8 +882,8 @@ contract('MemoryStore', {
 });
 
 /** A RedisStore on `url`, connected. */
-async function redisStore(url: string, commandTimeoutMs?: number): Promise<RedisStore> {
-  const store = new RedisStore({ url, commandTimeoutMs });
+async function redisStore(url: string, commandTimeoutMs?: number, options: StoreOptions = {}): Promise<RedisStore> {
+  const store = new RedisStore({ url, commandTimeoutMs, ...options });
   await store.connect();
   return store;
 }
@@ -840,8 +908,8 @@ async function redisStore(url: string, commandTimeoutMs?: number): Promise<Redis
       const url = redis.url;
       await admin.flushall();
       const opened: Store[] = [];
-      const open = async (): Promise<Store> => {
-        const store = await redisStore(url);
+      const open = async (options: StoreOptions = {}): Promise<Store> => {
+        const store = await redisStore(url, undefined, options);
         opened.push(store);
         return store;
       };
@@ -863,8 +931,8 @@ async function redisStore(url: string, commandTimeoutMs?: number): Promise<Redis
 
 {
   let cluster: RedisClusterHandle | undefined;
-  const openOn = async (url: string, opened: Store[]): Promise<Store> => {
-    const store = new RedisStore({ url, cluster: true });
+  const openOn = async (url: string, opened: Store[], options: StoreOptions = {}): Promise<Store> => {
+    const store = new RedisStore({ url, cluster: true, ...options });
     await store.connect();
     opened.push(store);
     return store;
@@ -887,7 +955,7 @@ async function redisStore(url: string, commandTimeoutMs?: number): Promise<Redis
       return {
         store,
         peer,
-        open: () => openOn(cluster!.nodes[2]!.url, opened),
+        open: (options?: StoreOptions) => openOn(cluster!.nodes[2]!.url, opened, options),
         async close() {
           for (const s of opened) await s.close();
         },
@@ -944,6 +1012,48 @@ async function redisStore(url: string, commandTimeoutMs?: number): Promise<Redis
     });
     await changes.waitFor('route changes after node 0 is back', (change) => change.pid === last);
   });
+}
+
+// ---- Redis only: where kept call results live ----------------------------------------------------------
+
+{
+  const test = suite('RedisStore: the kept ledger');
+  let redis: RedisHandle | undefined;
+  let admin: Redis | undefined;
+  const stores: Store[] = [];
+  test.before(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await admin.connect();
+  });
+  test.after(async () => {
+    for (const store of stores.splice(0)) await store.close();
+    admin?.disconnect();
+    await redis?.stop();
+  });
+
+  test('kept results live in kf:{pid}:kept beside the document (never in its hash), and the ledger expires', async () => {
+    const RETENTION_MS = 60_000;
+    const store = await redisStore(redis!.url, undefined, { keptCallRetentionMs: RETENTION_MS });
+    stores.push(store);
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    await store.saveDocuments([{ pid, epoch: 0, data: { v: 1 }, calls: [['kept:recharge:o-1', '10'], ['call-1', '1']] }]);
+    const fields = await admin!.hkeys(`kf:{${pid}}:doc`);
+    assert.equal(fields.filter((field) => field.includes('kept:')), [], `the document hash holds no kept result: ${fields.join(', ')}`);
+    assert.ok(fields.includes('c:call-1'), 'ordinary results stay in the document hash');
+    assert.equal(await admin!.hgetall(`kf:{${pid}}:kept`), { 'kept:recharge:o-1': '10' });
+    for (const key of [`kf:{${pid}}:kept`, `kf:{${pid}}:kept-at`]) {
+      const ttl = await admin!.pttl(key);
+      assert.ok(ttl > 0 && ttl <= RETENTION_MS, `${key} expires (PTTL ${ttl})`);
+    }
+    // A document stored by an older kuafu, with a kept result in its hash: still found.
+    await admin!.hset(`kf:{${pid}}:doc`, 'c:kept:recharge:o-0', '5');
+    assert.is(await store.keptCall(pid, 'kept:recharge:o-0'), '5');
+    assert.ok((await store.loadDocument(pid))?.calls?.some(([id, text]) => id === 'kept:recharge:o-0' && text === '5'));
+  });
+
+  test.run();
 }
 
 // ---- Redis only: losing and regaining the connection ---------------------------------------------------

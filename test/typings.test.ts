@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import ts from 'typescript';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { PLAYER_SURFACE } from '../runtime/game/player.js';
 
 const test = suite('typings');
 
@@ -109,6 +110,29 @@ test('without their markers, the misuses are errors exactly on the marked lines'
   for (const [file, marks] of expected) {
     for (const line of marks) assert.ok(found.get(file)?.has(line), `no error on ${file}:${line + 1}`);
   }
+});
+
+/**
+ * The method paths of interface `name` in the typings (`mail.take` for a method of the interface
+ * its `mail` property names), as a designer sees them on `Remote<Player>`.
+ */
+function methodPaths(source: ts.SourceFile, name: string, prefix = ''): string[] {
+  const found = source.statements.find((node): node is ts.InterfaceDeclaration => ts.isInterfaceDeclaration(node) && node.name.text === name);
+  assert.ok(found, `the typings declare interface ${name}`);
+  const paths: string[] = [];
+  for (const member of found!.members) {
+    const key = member.name && ts.isIdentifier(member.name) ? member.name.text : '';
+    if (ts.isMethodSignature(member)) paths.push(prefix + key);
+    else if (ts.isPropertySignature(member) && member.type && ts.isTypeReferenceNode(member.type) && ts.isIdentifier(member.type.typeName)) {
+      paths.push(...methodPaths(source, member.type.typeName.text, `${prefix}${key}.`));
+    }
+  }
+  return paths;
+}
+
+test("the typings' Player is exactly the reference player's RPC surface (PLAYER_SURFACE)", () => {
+  const source = ts.createSourceFile(TYPINGS, readFileSync(TYPINGS, 'utf8'), ts.ScriptTarget.ES2022, true);
+  assert.equal(methodPaths(source, 'Player').sort(), Object.keys(PLAYER_SURFACE).sort());
 });
 
 test('the in-sandbox SDK type-checks on a bare ES2022 (no Node, no DOM)', () => {

@@ -152,7 +152,8 @@ interface PlayerInfo {
  */
 interface PlayerItemDb {
   /**
-   * Adds `count` items of type `typeId`; answers the new count of that type.
+   * Adds `count` items of type `typeId`; answers the new count of that type. Refused
+   * (`InvalidArgument`, nothing added) when the count would pass `Number.MAX_SAFE_INTEGER`.
    *
    * @param typeId - the item's type id (a positive integer)
    * @param count - how many to add (at least 1)
@@ -202,16 +203,66 @@ interface PlayerMailInput {
 }
 
 /**
- * The player's mailbox.
+ * A mail in a player's mailbox, as `mail.list` and `mail.read` answer it.
+ *
+ * @category Player
+ */
+interface PlayerMailEntry {
+  /** Its id in his mailbox (`mail.read`, `mail.take`, `mail.remove` take it). */
+  id: number;
+  /** Its title. */
+  title: string;
+  /** Its text. */
+  body: string;
+  /** Gold attached (0 when none). */
+  gold: number;
+  /** Items attached. */
+  items: {
+    /** The item's type id. */
+    type: number;
+    /** How many. */
+    count: number;
+  }[];
+  /** The `reason` it was sent with. */
+  reason: string;
+  /** When it was sent, ms since the Unix epoch. */
+  sentAt: number;
+}
+
+/**
+ * What `mail.take` answers: what the mail carried, now credited to the player.
+ *
+ * @category Player
+ */
+interface PlayerMailTaken {
+  /** The mail's id (it is gone from his mailbox now). */
+  id: number;
+  /** The gold credited. */
+  gold: number;
+  /** The items credited. */
+  items: {
+    /** The item's type id. */
+    type: number;
+    /** How many. */
+    count: number;
+  }[];
+}
+
+/**
+ * The player's mailbox. It holds at most a configured number of mails (100 unless the host says
+ * otherwise), each with a bounded title and body: a mail beyond is refused with `LimitExceeded`
+ * until he takes or removes some.
  *
  * @category Player
  */
 interface PlayerMail {
   /**
-   * Sends him a mail; answers its id.
+   * Sends him a mail; answers its id. Refused, with nothing sent: a title or body longer than the
+   * host's limits (256 and 4096 bytes by default) or too many items (`InvalidArgument`); a full
+   * mailbox, or a player whose document would pass its size limit (`LimitExceeded`).
    *
    * @param mail - the mail, with gold and items attached if any
-   * @param reason - why, for the log (a non-empty string)
+   * @param reason - why, for the log (a non-empty string, at most 256 bytes)
    * @example
    * ```ts
    * const id = await cproxyplayer.new(pid).mail.send(
@@ -221,6 +272,36 @@ interface PlayerMail {
    * ```
    */
   send(mail: PlayerMailInput, reason: string): number;
+  /** His mails, oldest first. */
+  list(): PlayerMailEntry[];
+  /**
+   * One of his mails, by its id (`NotFound` when he has no such mail).
+   *
+   * @param id - the mail's id
+   */
+  read(id: number): PlayerMailEntry;
+  /**
+   * Removes one of his mails, with whatever is attached to it; answers its id (`NotFound` when he
+   * has no such mail).
+   *
+   * @param id - the mail's id
+   * @param reason - why, for the log (a non-empty string)
+   */
+  remove(id: number, reason: string): number;
+  /**
+   * Takes one of his mails: its gold and items go to him and the mail is removed, all at once;
+   * answers what was taken. `NotFound` when he has no such mail; `InvalidArgument` (nothing taken)
+   * when his gold or an item count would pass `Number.MAX_SAFE_INTEGER`.
+   *
+   * @param id - the mail's id
+   * @param reason - why, for the log (a non-empty string)
+   * @example
+   * ```ts
+   * const player = cproxyplayer.new(pid);
+   * for (const mail of await player.mail.list()) await player.mail.take(mail.id, "mail_take:all");
+   * ```
+   */
+  take(id: number, reason: string): PlayerMailTaken;
 }
 
 /**
@@ -242,7 +323,8 @@ interface PlayerMail {
  */
 interface Player {
   /**
-   * Adds `amount` gold (a negative amount spends; refused below zero); answers the amount added.
+   * Adds `amount` gold (a negative amount spends; refused below zero, and past
+   * `Number.MAX_SAFE_INTEGER`, where a number cannot count exactly); answers the amount added.
    *
    * @param amount - the gold to add (an integer; negative spends)
    * @param reason - why, for the log (a non-empty string)
@@ -635,6 +717,11 @@ type KuafuErrorKind =
    * apply it twice. Check the player's state later, or use a call that names its own key.
    */
   | 'OutcomeUnknown'
+  /**
+   * A limit of the player would be passed (a full mailbox, his document's size): nothing was
+   * changed. Make room first (`mail.take`, `mail.remove`), or give the reward another way.
+   */
+  | 'LimitExceeded'
   /** The sandbox refused the request: a remote call at the top level of the file, or too many waiting at once. */
   | 'Sandbox';
 

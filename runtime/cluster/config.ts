@@ -66,6 +66,8 @@ export interface ClusterConfig {
   playerModel: string;
   /** The limits of the designer scripts' isolates on every game server (unset: the script host's defaults). */
   scriptLimits: ScriptLimitsConfig;
+  /** What a player may hold, and how long kept call results last (unset: the defaults below). */
+  playerLimits: PlayerLimitsConfig;
 }
 
 /** What the config may set of the script host's limits (runtime/sandbox/script-host.ts has the defaults). */
@@ -81,6 +83,27 @@ export interface ScriptLimitsConfig {
 }
 
 const SCRIPT_LIMITS = ['memoryLimitMiB', 'deadlineMs', 'syncLimitMs', 'maxValueBytes'] as const;
+
+/**
+ * What the config may set of a player's limits (runtime/game/player.ts has the defaults:
+ * DEFAULT_PLAYER_LIMITS; runtime/store/store.ts the kept calls' retention).
+ */
+export interface PlayerLimitsConfig {
+  /** The largest stored player document, bytes (default 1 MiB): a change past it is refused (LimitExceeded). */
+  documentBytes?: number;
+  /** The most mails in one mailbox (default 100). */
+  mails?: number;
+  /** The longest mail title, bytes (default 256). */
+  mailTitleBytes?: number;
+  /** The longest mail body, bytes (default 4096). */
+  mailBodyBytes?: number;
+  /** The most item entries attached to one mail (default 32). */
+  mailItems?: number;
+  /** How long the result of a `kept:` call (a recharge delivery) is remembered after it ran, days (default 30). */
+  keptCallDays?: number;
+}
+
+const PLAYER_LIMITS = ['documentBytes', 'mails', 'mailTitleBytes', 'mailBodyBytes', 'mailItems', 'keptCallDays'] as const;
 
 /** The secret of the shipped default config: fine on loopback, refused anywhere else. */
 export const DEVELOPMENT_SECRET = 'kuafu-development-secret-change-me';
@@ -195,9 +218,21 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     }
     if (scriptLimits.memoryLimitMiB !== undefined && scriptLimits.memoryLimitMiB < 8) fail(source, '"scriptLimits.memoryLimitMiB" must be at least 8 (MiB)');
   }
+  const playerLimits: PlayerLimitsConfig = {};
+  if (config.playerLimits !== undefined) {
+    const given = config.playerLimits as Record<string, unknown>;
+    if (given === null || typeof given !== 'object' || Array.isArray(given)) fail(source, `"playerLimits" must be an object with some of ${PLAYER_LIMITS.join(', ')}`);
+    for (const [key, value] of Object.entries(given)) {
+      if (!(PLAYER_LIMITS as readonly string[]).includes(key)) fail(source, `"playerLimits.${key}" is not a player limit; the limits are ${PLAYER_LIMITS.join(', ')}`);
+      if (key === 'keptCallDays' ? typeof value !== 'number' || !Number.isFinite(value) || value <= 0 : !Number.isSafeInteger(value) || (value as number) <= 0) {
+        fail(source, `"playerLimits.${key}" must be a positive ${key === 'keptCallDays' ? 'number of days' : 'integer'}`);
+      }
+      playerLimits[key as (typeof PLAYER_LIMITS)[number]] = value as number;
+    }
+  }
   return {
     source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir, playerModel,
-    scriptLimits,
+    scriptLimits, playerLimits,
   };
 }
 

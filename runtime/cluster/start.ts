@@ -11,7 +11,11 @@ import type { PlayerModel } from '../game/player.js';
 
 /** Opens the store the config names (connected). */
 export async function openStore(config: ClusterConfig): Promise<Store> {
-  const store = config.store.kind === 'redis' ? new RedisStore({ url: config.store.url, cluster: config.store.cluster }) : new MemoryStore();
+  const days = config.playerLimits?.keptCallDays;
+  const keptCallRetentionMs = days === undefined ? undefined : Math.round(days * 24 * 60 * 60 * 1000);
+  const store = config.store.kind === 'redis'
+    ? new RedisStore({ url: config.store.url, cluster: config.store.cluster, keptCallRetentionMs })
+    : new MemoryStore({ keptCallRetentionMs });
   await store.connect();
   return store;
 }

@@ -12,7 +12,9 @@
  *      home clears the mark instead.
  * Logout at D saves and unloads; H's heartbeat asks each marked player's owner whether he is
  * still online there and takes him back home (CAS on the epoch it read) when he is not, or when
- * the owner has missed `MISSED_BEATS_BEFORE_RELEASE` heartbeats.
+ * the owner has missed `MISSED_BEATS_BEFORE_RELEASE` heartbeats. A client that drops after
+ * connect_to and never arrives: once his token expired, the source's heartbeat sets him offline
+ * (fenced by the epoch he left under), as a logout there would have.
  */
 import {
   InvalidParamsError, JSONRPC_CODES, KuafuError, RpcProtocolError, NotFoundError, PlayerMovedError, PlayerOfflineError, ServerUnavailableError,
@@ -115,7 +117,11 @@ export class GameServer {
     this.unsubscribe = this.node.store.onRouteChange((change) => this.host.routeChanged(change.pid, change.epoch));
     await this.gateway.listen();
     if (this.scriptsDir) await this.scripts.watchFolder(this.scriptsDir);
-    this.heartbeat = setInterval(() => void this.beat(), this.node.heartbeatMs);
+    this.heartbeat = setInterval(() => {
+      void this.beat();
+      // A player who left from here and never arrived anywhere is offline once his token expired.
+      void this.host.settleDepartures().catch((error: Error) => this.node.log.warn(`heartbeat (departures): ${error.message}`));
+    }, this.node.heartbeatMs);
     this.heartbeat.unref();
   }
 

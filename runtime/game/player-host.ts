@@ -16,11 +16,12 @@
  * later save.
  */
 import {
-  NotExportedError, OutcomeUnknownError, PlayerMovedError, PlayerOfflineError, StaleOwnerError,
+  LimitExceededError, NotExportedError, OutcomeUnknownError, PlayerMovedError, PlayerOfflineError, StaleOwnerError,
 } from '../errors.js';
 import type { ServerNode } from '../cluster/server-node.js';
+import { encodeDocument } from '../rpc/values.js';
 import { ownerOf, type StoredDocument } from '../store/store.js';
-import type { Player, PlayerDocument, PlayerModel, PlayerPlace } from './player.js';
+import { DEFAULT_PLAYER_LIMITS, type Player, type PlayerDocument, type PlayerLimits, type PlayerModel, type PlayerPlace } from './player.js';
 import { SaveQueue } from './save-queue.js';
 
 /** A client connection bound to a player (the gateway makes them). */
@@ -46,6 +47,8 @@ export interface LoadedPlayer {
   doubtful: boolean;
   /** The read-back under way, if any (calls arriving meanwhile share it). */
   reading: Promise<void> | null;
+  /** The size of his document as last stored (or loaded), bytes of its encoded text. */
+  storedBytes: number;
 }
 
 const SEGMENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -65,9 +68,13 @@ function checkSurface(surface: Record<string, string>): void {
 export class PlayerHost {
   readonly players = new Map<number, LoadedPlayer>();
   readonly saves: SaveQueue;
+  /** What each player may hold: the config's `playerLimits` over the defaults. */
+  readonly limits: Readonly<PlayerLimits>;
 
   constructor(private readonly node: ServerNode, readonly model: PlayerModel) {
     checkSurface(model.surface);
+    const { keptCallDays: _retention, ...given } = node.cluster.playerLimits ?? {};
+    this.limits = Object.freeze({ ...DEFAULT_PLAYER_LIMITS, ...given });
     this.saves = new SaveQueue(node.store, (outcome) => node.metrics.save(outcome), (pid, epoch) => {
       // Told before any waiter hears: from now on nothing runs on (or saves) this copy until it is read back.
       const loaded = this.players.get(pid);
@@ -77,11 +84,13 @@ export class PlayerHost {
 
   /**
    * Players who left this server for another and have not arrived yet: until their token expires
-   * they count as online (here, for the home's heartbeat) and calls are sent on after them.
+   * they count as online (here, for the home's heartbeat) and calls are sent on after them. One
+   * whose token expired unused is marked offline by `settleDepartures` (the heartbeat's).
    */
   private readonly departures = new Map<number, { to: string; epoch: number; until: number }>();
   /** Players being loaded here after a claim: calls wait a moment instead of finding them offline. */
   readonly arriving = new Set<number>();
+  private settling = false;
 
   /**
    * Records that the player left for `to` from `epoch`; the record lasts until his route moves past
@@ -91,14 +100,46 @@ export class PlayerHost {
     this.departures.set(pid, { to, epoch, until });
   }
 
-  /** Where the player is going, while he is between this server and the next. */
+  /** Where the player is going, while he is between this server and the next (his token still good). */
   departure(pid: number): { to: string; epoch: number } | undefined {
     const departure = this.departures.get(pid);
-    if (departure && departure.until < Date.now()) {
-      this.departures.delete(pid);
-      return undefined;
-    }
+    if (departure && departure.until < Date.now()) return undefined; // expired: settleDepartures deals with it
     return departure;
+  }
+
+  /**
+   * The players whose departure token expired unused: he never arrived anywhere. If his route
+   * still names this server, under the departure's epoch, and says online, it is set offline
+   * (fenced by that epoch: an arrival meanwhile wins), so route, profile and `player.status` agree.
+   * A departure is forgotten once settled; one the store could not be asked about stays for the
+   * next heartbeat.
+   */
+  async settleDepartures(): Promise<void> {
+    if (this.settling) return;
+    this.settling = true;
+    try {
+      const now = Date.now();
+      for (const [pid, departure] of [...this.departures]) {
+        if (departure.until >= now) continue;
+        try {
+          const route = await this.node.store.getRoute(pid);
+          const stillHere = route && route.epoch === departure.epoch && route.online && ownerOf(route) === this.node.name;
+          if (stillHere && !this.players.has(pid) && !this.arriving.has(pid)) {
+            await this.node.store.setOnline(pid, departure.epoch, false);
+            this.node.log.info(`player ${pid} left for ${departure.to} and never arrived (his token expired): he is offline`);
+          }
+        } catch (error) {
+          if (!(error instanceof StaleOwnerError)) {
+            this.node.log.warn(`could not settle the departure of player ${pid}: ${(error as Error).message}`);
+            continue; // the next heartbeat tries again
+          }
+          // He was claimed meanwhile: the newer owner says where he is.
+        }
+        if (this.departures.get(pid) === departure) this.departures.delete(pid);
+      }
+    } finally {
+      this.settling = false;
+    }
   }
 
   /** Forgets a departure once his route has moved past it (he arrived somewhere). */
@@ -130,9 +171,11 @@ export class PlayerHost {
   async load(pid: number, epoch: number, place: PlayerPlace, stored?: StoredDocument | null): Promise<LoadedPlayer> {
     if (stored === undefined) stored = await this.node.store.loadDocument(pid);
     const doc = (stored?.data as PlayerDocument | undefined) ?? this.model.newDocument(pid);
-    const player = this.model.create(doc, place, false);
+    const player = this.make(doc, place, false);
     if (stored?.calls) player.restoreCalls(stored.calls);
-    const loaded: LoadedPlayer = { pid, player, epoch, state: 'active', session: null, doubtful: false, reading: null };
+    const loaded: LoadedPlayer = {
+      pid, player, epoch, state: 'active', session: null, doubtful: false, reading: null, storedBytes: player.documentBytes,
+    };
     this.players.set(pid, loaded);
     this.departures.delete(pid);
     if (!stored) await this.save(loaded);
@@ -146,7 +189,15 @@ export class PlayerHost {
     ]);
     if (!stored || !route) throw new PlayerOfflineError(`Player ${pid} has never logged in: there is nothing to load.`, { pid });
     const place: PlayerPlace = { home_srvname: route.home, go_srvname: mark?.go ?? '', player_data: {} };
-    return this.model.create(stored.data as PlayerDocument, place, true);
+    return this.make(stored.data as PlayerDocument, place, true);
+  }
+
+  /** A player of the model over `doc`, with this cluster's limits and (a writable one) his document's size measured. */
+  private make(doc: PlayerDocument, place: PlayerPlace, readOnly: boolean): Player {
+    const player = this.model.create(doc, place, readOnly);
+    player.limits = this.limits;
+    if (!readOnly) player.documentBytes = Buffer.byteLength(encodeDocument(doc), 'utf8');
+    return player;
   }
 
   /**
@@ -157,13 +208,30 @@ export class PlayerHost {
     if (loaded.doubtful) return this.readBack(loaded).then(() => this.save(loaded));
     const player = loaded.player;
     let taken: [string, string][] = [];
+    let bytes = 0;
     return this.saves.save(loaded.pid, loaded.epoch, () => {
       taken = player.takeNewCalls();
-      return { data: player.toDocument(), calls: taken };
+      const data = player.toDocument();
+      const text = encodeDocument(data);
+      bytes = Buffer.byteLength(text, 'utf8');
+      // Past the cap (and larger than what is stored: a document already past it may shrink), this
+      // save is not sent: whatever it carries is refused, and the copy is read back.
+      if (bytes > this.limits.documentBytes && bytes > loaded.storedBytes) {
+        throw new LimitExceededError(
+          `Player ${loaded.pid}'s document would be ${bytes} bytes, past its limit of ${this.limits.documentBytes} (playerLimits.documentBytes): ` +
+            'the change was refused and nothing of it was applied (nor of the calls saved with it, in the same write: retry those). ' +
+            'Make room first (take or remove mails).',
+          { pid: loaded.pid, limit: 'documentBytes', bytes },
+        );
+      }
+      player.documentBytes = bytes;
+      return { data, text, calls: taken };
     }).then(
       () => {
         player.commitCalls(taken);
         player.dirty = false;
+        // Only the save whose snapshot was taken measured it (later saves of one write share its outcome).
+        if (bytes > 0) loaded.storedBytes = bytes;
       },
       (error: unknown) => {
         if (error instanceof StaleOwnerError) this.drop(loaded, 'another server owns this player now');
@@ -188,9 +256,10 @@ export class PlayerHost {
       }
       const old = loaded.player;
       const doc = (stored?.data as PlayerDocument | undefined) ?? this.model.newDocument(loaded.pid);
-      const player = this.model.create(doc, { home_srvname: old.home_srvname, go_srvname: old.go_srvname, player_data: old.player_data }, false);
+      const player = this.make(doc, { home_srvname: old.home_srvname, go_srvname: old.go_srvname, player_data: old.player_data }, false);
       if (stored?.calls) player.restoreCalls(stored.calls);
       loaded.player = player;
+      loaded.storedBytes = player.documentBytes;
       loaded.doubtful = false;
       this.node.log.info(`player ${loaded.pid} was read back from the store after a failed save`);
     }, (error: unknown) => {

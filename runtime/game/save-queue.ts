@@ -18,6 +18,8 @@ import type { Store } from '../store/store.js';
 /** What a save takes when its batch leaves: the document and the call results to remember with it. */
 export interface Snapshot {
   data: unknown;
+  /** The document already encoded (encodeDocument), when the saver encoded it: the store writes this text. */
+  text?: string;
   calls?: [string, string][];
 }
 
@@ -98,10 +100,14 @@ export class SaveQueue {
       try {
         snapshot = entry.snapshot();
       } catch (error) {
-        entry.reject(error as Error); // nothing left: the document could not even be taken
+        // Nothing left: the document could not be taken (or the saver refused it, e.g. past its
+        // size limit). Not applied; the owner's copy holds it, so it must be read back.
+        this.failed(entry.pid, entry.epoch, error as Error);
+        this.dropQueued(entry.pid, entry.epoch, null);
+        entry.reject(error as Error);
         continue;
       }
-      saves.push({ pid: entry.pid, epoch: entry.epoch, data: snapshot.data, calls: snapshot.calls });
+      saves.push({ pid: entry.pid, epoch: entry.epoch, data: snapshot.data, text: snapshot.text, calls: snapshot.calls });
       sent.push(entry);
       this.inFlight.add(entry.pid);
     }

@@ -9,11 +9,14 @@
  * Recharge orders are delivered exactly once, to the player's current server, through the proxy
  * RPC: `addgold(amount, "recharge:<order>")` with the call id `kept:recharge:<order>`. The order is
  * stored first (a replayed order id adds nothing); delivery is retried until it is acknowledged,
- * and a retried call with the same id runs at most once on the player (his owner remembers call
- * results with his document; this id, with KEPT_CALL_PREFIX, for the player's lifetime, so a retry
- * after hours of other calls still finds it), then the order is marked delivered. A player who is offline keeps his
- * orders pending: they go out when a route publication says he is online again, or at the next
- * sweep. Each player's orders are delivered by one account server (placement.ts), one at a time.
+ * and a retried call with the same id runs at most once on the player (with KEPT_CALL_PREFIX, its
+ * result is stored with his save in his kept ledger, beside his document, for the retention of
+ * 30 days, so a retry after hours of other calls still finds it), then the order is marked
+ * delivered: what lasts is the order's own state. A player who is offline keeps his orders
+ * pending: they go out when a route publication says he is online again, or at the next sweep;
+ * meanwhile (once a minute) an order of his whose kept result is found — it ran, and its marking
+ * was lost — is only marked. Each player's orders are delivered by one account server
+ * (placement.ts), one at a time.
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -42,6 +45,8 @@ const MAX_REMEMBERED_FAILURES = 10_000;
 
 /** How often pending orders are looked at again, ms. */
 const SWEEP_MS = 1000;
+/** How often the pending orders of an offline player are looked up in his kept ledger (ran, not marked), ms. */
+const OFFLINE_SETTLE_MS = 60_000;
 
 export interface LoginAnswer {
   account: string;
@@ -81,6 +86,8 @@ export class AccountService {
   /** One delivery run per player at a time: the run under way, and the one queued after it. */
   private readonly running = new Map<number, Promise<void>>();
   private readonly queued = new Map<number, Promise<void>>();
+  /** When the orders of each offline player with pending orders were last settled from his kept ledger. */
+  private readonly settledOffline = new Map<number, number>();
   private readonly unsubscribes: Unsubscribe[] = [];
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
@@ -271,11 +278,15 @@ export class AccountService {
       return;
     }
     const route = await this.node.routes.get(pid);
-    if (!route || !route.online) return; // held until he is online
     for (const order of orders) {
       const reason = `recharge:${order.order}`;
+      const callId = `${KEPT_CALL_PREFIX}${reason}`;
+      // Offline, an order that ran already (its result is in his kept ledger: the marking was lost)
+      // is only marked, long before that result expires; online, the retried call answers it.
+      const ran = !route?.online && (await this.node.store.keptCall(pid, callId)) !== null;
+      if (!ran && !route?.online) continue; // held until he is online
       try {
-        await this.node.players.invoke(pid, ['addgold'], [order.amount, reason], `${KEPT_CALL_PREFIX}${reason}`);
+        if (!ran) await this.node.players.invoke(pid, ['addgold'], [order.amount, reason], callId);
       } catch (error) {
         if (
           error instanceof PlayerOfflineError || error instanceof PlayerMovedError || error instanceof ServerUnavailableError ||
@@ -304,10 +315,18 @@ export class AccountService {
       for (const pid of pids) {
         if (accountServerForPlayer(this.node.cluster, pid) === this.node.name) this.pendingPlayers.add(pid);
       }
+      const now = Date.now();
       await Promise.all([...this.pendingPlayers].map(async (pid) => {
         const route = await this.node.routes.get(pid);
-        if (route?.online) await this.deliver(pid);
+        if (route?.online) {
+          this.settledOffline.delete(pid);
+          await this.deliver(pid);
+        } else if (now - (this.settledOffline.get(pid) ?? 0) >= OFFLINE_SETTLE_MS) {
+          this.settledOffline.set(pid, now);
+          await this.deliver(pid); // offline: only orders that ran already are marked
+        }
       }));
+      for (const pid of this.settledOffline.keys()) if (!this.pendingPlayers.has(pid)) this.settledOffline.delete(pid);
     } catch (error) {
       this.node.log.debug(`recharge sweep: ${(error as Error).message}`);
     } finally {

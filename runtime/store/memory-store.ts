@@ -11,12 +11,17 @@ import type {
   RouteChange, ServerRecord, Store, StoredDocument, TreasuryChange, TreasuryOutcome, Unsubscribe,
 } from './store.js';
 import {
-  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS, isKeptCall, ownerOf,
+  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, KEPT_CALL_RETENTION_MS, MAX_KEPT_CALLS, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS, isKeptCall, ownerOf,
 } from './store.js';
 import { staleOwner } from './store-errors.js';
 
 /** Profiles in one page of scanProfiles. */
 const PROFILE_PAGE = 500;
+
+export interface MemoryStoreOptions {
+  /** How long a kept call's result is remembered after it ran, ms (default KEPT_CALL_RETENTION_MS, 30 days). */
+  keptCallRetentionMs?: number;
+}
 
 export class MemoryStore implements Store {
   readonly description = 'memory (embedded, this process only)';
@@ -24,8 +29,11 @@ export class MemoryStore implements Store {
   private readonly marks = new Map<number, Mark>();
   /** Per home: the players it marked away, with the epoch of the mark. */
   private readonly marked = new Map<string, Map<number, number>>();
-  /** Documents as stored: the text, its epoch, the latest call results and those kept for good. */
-  private readonly documents = new Map<number, { text: string; epoch: number; calls: Map<string, string>; kept: Map<string, string> }>();
+  /** Documents as stored: the text, its epoch, the latest call results. */
+  private readonly documents = new Map<number, { text: string; epoch: number; calls: Map<string, string> }>();
+  /** Each player's kept call results (beside his document), oldest first, with when they were stored. */
+  private readonly kept = new Map<number, Map<string, { text: string; at: number }>>();
+  private readonly keptCallRetentionMs: number;
   private readonly profiles = new Map<number, Profile>();
   private readonly servers = new Map<string, { record: ServerRecord; expiresAt: number }>();
   private readonly guilds = new Map<string, MemoryGuild>();
@@ -38,6 +46,10 @@ export class MemoryStore implements Store {
   private readonly routeListeners = new Listeners<RouteChange>('route change');
   private readonly profileListeners = new Listeners<ProfileChange>('profile change');
   private readonly reconnectListeners = new Listeners<void>('store reconnect');
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.keptCallRetentionMs = options.keptCallRetentionMs ?? KEPT_CALL_RETENTION_MS;
+  }
 
   async connect(): Promise<void> {}
   async close(): Promise<void> {}
@@ -132,9 +144,28 @@ export class MemoryStore implements Store {
     const stored = this.documents.get(pid);
     if (!stored) return null;
     const document: StoredDocument = { data: decodeDocument(stored.text), epoch: stored.epoch };
-    if (stored.calls.size + stored.kept.size > 0) document.calls = [...stored.kept, ...stored.calls];
+    const kept: [string, string][] = [...this.liveKept(pid)].map(([id, { text }]) => [id, text]);
+    if (stored.calls.size + kept.length > 0) document.calls = [...kept, ...stored.calls];
     return document;
   }
+
+  /** The player's kept call results still within their retention (the older ones are dropped now). */
+  private liveKept(pid: number): Map<string, { text: string; at: number }> {
+    const kept = this.kept.get(pid);
+    if (!kept) return new Map();
+    const cutoff = Date.now() - this.keptCallRetentionMs;
+    for (const [id, entry] of kept) {
+      if (entry.at > cutoff) break; // oldest first: the rest are newer
+      kept.delete(id);
+    }
+    if (kept.size === 0) this.kept.delete(pid);
+    return kept;
+  }
+
+  async keptCall(pid: number, id: string): Promise<string | null> {
+    return this.liveKept(pid).get(id)?.text ?? null;
+  }
+
 
   async saveDocument(pid: number, epoch: number, data: unknown): Promise<void> {
     const [error] = await this.saveDocuments([{ pid, epoch, data }]);
@@ -142,22 +173,26 @@ export class MemoryStore implements Store {
   }
 
   async saveDocuments(saves: FencedSave[]): Promise<(Error | null)[]> {
-    return saves.map(({ pid, epoch, data, calls }) => {
+    return saves.map(({ pid, epoch, data, text, calls }) => {
       const route = this.routes.get(pid);
       if (!route) return new NotFoundError(`Player ${pid} has no route: a document is saved only for a routed player.`, { pid });
       if (route.epoch !== epoch) return staleOwner(pid, epoch, route);
       const remembered = this.documents.get(pid)?.calls ?? new Map<string, string>();
-      const kept = this.documents.get(pid)?.kept ?? new Map<string, string>();
+      const now = Date.now();
       for (const [id, text] of calls ?? []) {
         if (isKeptCall(id)) {
-          kept.set(id, text);
+          let kept = this.liveKept(pid);
+          if (kept.size === 0) this.kept.set(pid, (kept = new Map()));
+          kept.delete(id); // stored again: it is the newest now
+          kept.set(id, { text, at: now });
+          if (kept.size > MAX_KEPT_CALLS) kept.delete(kept.keys().next().value!);
           continue;
         }
         remembered.delete(id);
         remembered.set(id, text);
         if (remembered.size > REMEMBERED_CALLS) remembered.delete(remembered.keys().next().value!);
       }
-      this.documents.set(pid, { text: encodeDocument(data), epoch, calls: remembered, kept });
+      this.documents.set(pid, { text: text ?? encodeDocument(data), epoch, calls: remembered });
       return null;
     });
   }

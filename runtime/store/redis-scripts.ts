@@ -25,10 +25,36 @@ const CLAIM = `${FENCE}
      redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. r[1] .. ' ' .. ARGV[2])`;
 
 /**
- * Lua: whether the call id in `id` is one of the latest (listed, forgotten in time), not kept for
- * good (KEPT_CALL_PREFIX: only its c:<id> field in the document hash, never listed or trimmed).
+ * Lua: whether the call id in `id` is one of the latest (listed in the document, forgotten in
+ * time), not a kept one (KEPT_CALL_PREFIX: in the player's kept ledger, beside the document).
  */
 const NOT_KEPT = (id: string) => `string.sub(${id}, 1, ${KEPT_CALL_PREFIX.length}) ~= '${KEPT_CALL_PREFIX}'`;
+
+/**
+ * Lua: appends to `reply` what loading a player's document reads (KEYS[2] doc hash, KEYS[3] call
+ * ids, KEYS[4] kept results, KEYS[5] their times; `cutoff` the oldest time still remembered,
+ * exclusive): the count of doc hash fields and the hash flat, the count of values of the kept pairs and
+ * the kept results still remembered as id, text pairs, then the remembered call ids, newest first.
+ */
+const LOAD = (cutoff: string) => `local d = redis.call('HGETALL', KEYS[2])
+     reply[#reply + 1] = tostring(#d)
+     for i = 1, #d do reply[#reply + 1] = d[i] end
+     local keptIds = redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. ${cutoff}, '+inf')
+     local keptTexts = {}
+     if #keptIds > 0 then keptTexts = redis.call('HMGET', KEYS[4], unpack(keptIds)) end
+     local keptAt = #reply + 1
+     reply[keptAt] = '0'
+     local keptValues = 0
+     for i = 1, #keptIds do
+       if keptTexts[i] then
+         reply[#reply + 1] = keptIds[i]
+         reply[#reply + 1] = keptTexts[i]
+         keptValues = keptValues + 2
+       end
+     end
+     reply[keptAt] = tostring(keptValues)
+     local ids = redis.call('LRANGE', KEYS[3], 0, -1)
+     for i = 1, #ids do reply[#reply + 1] = ids[i] end`;
 
 /**
  * Creates the hash KEYS[1] with `create` unless it exists; answers 'created' or 'exists', then the
@@ -64,15 +90,29 @@ export const LUA: [string, string, number][] = [
   ],
   [
     'kfClaimAndLoad',
-    // KEYS: route, doc, calls. ARGV as kfClaimRoute. Also returns the document hash (data, epoch,
-    // c:<id> call results) and the remembered call ids, newest first.
+    // KEYS: route, doc, calls, kept, kept-at. ARGV as kfClaimRoute, then the kept results' cutoff.
+    // Also returns the document as kfLoadDocument does.
     `${CLAIM}
-     local d = redis.call('HGETALL', KEYS[2])
-     local reply = {'ok', r[1], ARGV[2], epoch, ARGV[3], tostring(#d)}
-     for i = 1, #d do reply[#reply + 1] = d[i] end
-     local ids = redis.call('LRANGE', KEYS[3], 0, -1)
-     for i = 1, #ids do reply[#reply + 1] = ids[i] end
+     local reply = {'ok', r[1], ARGV[2], epoch, ARGV[3]}
+     ${LOAD('ARGV[6]')}
      return reply`,
+    5,
+  ],
+  [
+    'kfLoadDocument',
+    // KEYS: route (unused), doc, calls, kept, kept-at. ARGV: the kept results' cutoff. One atomic read.
+    `local reply = {}
+     ${LOAD('ARGV[1]')}
+     return reply`,
+    5,
+  ],
+  [
+    'kfKeptCall',
+    // KEYS: doc, kept, kept-at. ARGV: call id, cutoff. The kept result while remembered (or, from a
+    // document stored before kept results had a ledger, its c:<id> field), else nil.
+    `local at = redis.call('ZSCORE', KEYS[3], ARGV[1])
+     if at and tonumber(at) > tonumber(ARGV[2]) then return redis.call('HGET', KEYS[2], ARGV[1]) end
+     return redis.call('HGET', KEYS[1], 'c:' .. ARGV[1])`,
     3,
   ],
   [
@@ -114,42 +154,76 @@ export const LUA: [string, string, number][] = [
   ],
   [
     'kfSaveDocument',
-    // KEYS: route, doc, calls. ARGV: epoch, data, how many call results to keep, then call id and
+    // KEYS: route, doc, calls, kept, kept-at. ARGV: epoch, data, how many call results to keep,
+    // now (ms), how long kept results last (ms), how many kept results at most, then call id and
     // result pairs. Fenced: refused unless epoch is the route's current one. Call results live in
     // the doc hash as c:<id>; the calls list orders their ids, newest first, to forget the oldest
-    // (a document may briefly remember up to 64 more than asked). Few redis.calls (each costs
-    // more than its work): the epoch alone to fence, one HSET and one LPUSH per 1000 results.
+    // (a document may briefly remember up to 64 more than asked). Kept results (KEPT_CALL_PREFIX)
+    // go to their own ledger instead: a hash of results and a sorted set of their times; those
+    // past their time or beyond the most are dropped, and the ledger expires when its newest does.
+    // Few redis.calls (each costs more than its work): the epoch alone to fence, one HSET and one
+    // LPUSH per 1000 results.
     `local e = redis.call('HGET', KEYS[1], 'epoch')
      if not e or tonumber(e) ~= tonumber(ARGV[1]) then
        local r = redis.call('HMGET', KEYS[1], 'home', 'at', 'epoch', 'online')
        if not r[1] then return {'missing'} end
        return {'stale', r[1], r[2], r[3], r[4]}
      end
-     if #ARGV == 3 then
+     if #ARGV == 6 then
        redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1])
        return {'ok'}
      end
      local length = 0
-     if #ARGV == 5 then
+     local anyKept = false
+     if #ARGV == 8 and ${NOT_KEPT('ARGV[7]')} then
        -- One call result (the usual save): no tables to build.
-       redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1], 'c:' .. ARGV[4], ARGV[5])
-       if ${NOT_KEPT('ARGV[4]')} then length = redis.call('LPUSH', KEYS[3], ARGV[4]) end
+       redis.call('HSET', KEYS[2], 'data', ARGV[2], 'epoch', ARGV[1], 'c:' .. ARGV[7], ARGV[8])
+       length = redis.call('LPUSH', KEYS[3], ARGV[7])
      else
        local fields = {'data', ARGV[2], 'epoch', ARGV[1]}
-       local i = 4
+       local i = 7
        while i <= #ARGV do
          local last = math.min(#ARGV, i + 1999)
          local ids = {}
+         local kept = {}
+         local stamps = {}
          for j = i, last, 2 do
-           fields[#fields + 1] = 'c:' .. ARGV[j]
-           fields[#fields + 1] = ARGV[j + 1]
-           if ${NOT_KEPT('ARGV[j]')} then ids[#ids + 1] = ARGV[j] end
+           if ${NOT_KEPT('ARGV[j]')} then
+             fields[#fields + 1] = 'c:' .. ARGV[j]
+             fields[#fields + 1] = ARGV[j + 1]
+             ids[#ids + 1] = ARGV[j]
+           else
+             kept[#kept + 1] = ARGV[j]
+             kept[#kept + 1] = ARGV[j + 1]
+             stamps[#stamps + 1] = ARGV[4]
+             stamps[#stamps + 1] = ARGV[j]
+           end
          end
-         redis.call('HSET', KEYS[2], unpack(fields))
+         if #fields > 0 then redis.call('HSET', KEYS[2], unpack(fields)) end
          if #ids > 0 then length = redis.call('LPUSH', KEYS[3], unpack(ids)) end
+         if #kept > 0 then
+           redis.call('HSET', KEYS[4], unpack(kept))
+           redis.call('ZADD', KEYS[5], unpack(stamps))
+           anyKept = true
+         end
          fields = {}
          i = last + 1
        end
+     end
+     if anyKept then
+       local cutoff = tonumber(ARGV[4]) - tonumber(ARGV[5])
+       local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', cutoff)
+       local count = redis.call('ZCARD', KEYS[5]) - #old
+       local most = tonumber(ARGV[6])
+       if count > most then old = redis.call('ZRANGE', KEYS[5], 0, #old + count - most - 1) end
+       for j = 1, #old, 1000 do
+         local part = {}
+         for k = j, math.min(#old, j + 999) do part[#part + 1] = old[k] end
+         redis.call('HDEL', KEYS[4], unpack(part))
+         redis.call('ZREM', KEYS[5], unpack(part))
+       end
+       redis.call('PEXPIRE', KEYS[4], ARGV[5])
+       redis.call('PEXPIRE', KEYS[5], ARGV[5])
      end
      -- Forget the oldest results in batches of 64, so most saves do not trim at all.
      local keep = tonumber(ARGV[3])
@@ -160,7 +234,7 @@ export const LUA: [string, string, number][] = [
        redis.call('LTRIM', KEYS[3], 0, keep - 1)
      end
      return {'ok'}`,
-    3,
+    5,
   ],
   [
     'kfUpdateProfile',

@@ -18,7 +18,7 @@ import type {
   RouteChange, ServerRecord, Store, StoredDocument, TreasuryChange, TreasuryOutcome, Unsubscribe,
 } from './store.js';
 import {
-  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, KEPT_CALL_PREFIX, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS,
+  FIRST_ACCOUNT_PID, GUILD_LEDGER_LENGTH, KEPT_CALL_PREFIX, KEPT_CALL_RETENTION_MS, MAX_KEPT_CALLS, REMEMBERED_CALLS, REMEMBERED_TREASURY_REQUESTS,
 } from './store.js';
 import { staleOwner } from './store-errors.js';
 import { LUA } from './redis-scripts.js';
@@ -33,7 +33,13 @@ const profileKey = (pid: number) => `kf:{${pid}}:profile`;
 /** The pattern every profile key matches (scanProfiles). */
 const PROFILE_KEYS = 'kf:{*}:profile';
 const callsKey = (pid: number) => `kf:{${pid}}:calls`;
-/** The document hash fields of call results kept for good: `c:` and the call id. */
+/** A player's kept call results (KEPT_CALL_PREFIX): a hash of their result texts, and a sorted set of when each was stored. */
+const keptKey = (pid: number) => `kf:{${pid}}:kept`;
+const keptAtKey = (pid: number) => `kf:{${pid}}:kept-at`;
+/**
+ * The document hash fields of kept call results, from documents stored before kept results had
+ * a ledger of their own: still read, never written.
+ */
 const KEPT_FIELD_PREFIX = `c:${KEPT_CALL_PREFIX}`;
 const serverKey = (name: string) => `kf:server:${name}`;
 /** A sorted set per home: the players it marked away, scored by the mark's epoch. */
@@ -59,12 +65,17 @@ type ScriptReply = (string | null)[];
 interface KuafuCommands {
   kfEnsureRoute(route: string, home: string, pid: string, channel: string): Promise<ScriptReply>;
   kfClaimRoute(route: string, expectEpoch: string, at: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
-  kfClaimAndLoad(route: string, doc: string, calls: string, expectEpoch: string, at: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
+  kfClaimAndLoad(route: string, doc: string, calls: string, kept: string, keptAt: string, expectEpoch: string, at: string, online: string, pid: string, channel: string, cutoff: string): Promise<ScriptReply>;
+  kfLoadDocument(route: string, doc: string, calls: string, kept: string, keptAt: string, cutoff: string): Promise<ScriptReply>;
+  kfKeptCall(doc: string, kept: string, keptAt: string, id: string, cutoff: string): Promise<string | null>;
   kfSetOnline(route: string, epoch: string, online: string, pid: string, channel: string): Promise<ScriptReply>;
   kfReleaseToHome(route: string, epoch: string, pid: string, channel: string): Promise<ScriptReply>;
   kfSetMark(route: string, go: string, epoch: string): Promise<ScriptReply>;
   kfUnlistMarked(marked: string, pid: string, below: string): Promise<number>;
-  kfSaveDocument(route: string, doc: string, calls: string, epoch: string, data: string, keep: string, ...callPairs: string[]): Promise<ScriptReply>;
+  kfSaveDocument(
+    route: string, doc: string, calls: string, kept: string, keptAt: string, epoch: string, data: string, keep: string,
+    now: string, keptRetentionMs: string, maxKept: string, ...callPairs: string[]
+  ): Promise<ScriptReply>;
   kfUpdateProfile(profile: string, pid: string, channel: string, changed: string, ...fieldValues: string[]): Promise<string[]>;
   kfSyncProfileRoute(route: string, profile: string, pid: string, channel: string): Promise<string[]>;
   kfFillProfile(profile: string, pid: string, channel: string, ...fieldValues: string[]): Promise<string[]>;
@@ -124,6 +135,8 @@ export interface RedisStoreOptions {
   cluster?: boolean;
   /** A command that gets no answer within this many ms fails with StoreUnavailableError (default 5000). */
   commandTimeoutMs?: number;
+  /** How long a kept call's result is remembered after it ran, ms (default KEPT_CALL_RETENTION_MS, 30 days). */
+  keptCallRetentionMs?: number;
 }
 
 function routeFromReply(reply: ScriptReply, offset: number): Route {
@@ -153,9 +166,11 @@ export class RedisStore implements Store {
   private readonly profileListeners = new Listeners<ProfileChange>('profile change');
   private readonly reconnectListeners = new Listeners<void>('store reconnect');
   private closed = false;
+  private readonly keptCallRetentionMs: number;
 
   constructor(private readonly options: RedisStoreOptions) {
     this.cluster = options.cluster === true;
+    this.keptCallRetentionMs = options.keptCallRetentionMs ?? KEPT_CALL_RETENTION_MS;
     this.description = `redis ${this.cluster ? 'cluster ' : ''}${options.url}`;
     const commandOptions: RedisOptions = {
       connectTimeout: 5000,
@@ -284,24 +299,45 @@ export class RedisStore implements Store {
 
   async claimAndLoad(pid: number, claim: Claim): Promise<{ route: Route; document: StoredDocument | null }> {
     const reply = await this.run(() =>
-      this.redis.kfClaimAndLoad(routeKey(pid), documentKey(pid), callsKey(pid), String(claim.expectEpoch), claim.at, claim.online ? '1' : '0', String(pid), ROUTE_CHANNEL),
+      this.redis.kfClaimAndLoad(
+        routeKey(pid), documentKey(pid), callsKey(pid), keptKey(pid), keptAtKey(pid),
+        String(claim.expectEpoch), claim.at, claim.online ? '1' : '0', String(pid), ROUTE_CHANNEL, this.keptCutoff(),
+      ),
     );
     const route = this.routeOrThrow(pid, claim.expectEpoch, reply);
-    // reply: ok, route (4), count of doc hash fields, the doc hash flat, then the call ids.
-    const fields = Number(reply[5]);
-    const hash: Record<string, string> = {};
-    for (let i = 6; i < 6 + fields; i += 2) hash[reply[i]!] = reply[i + 1]!;
-    return { route, document: this.documentFrom(hash, reply.slice(6 + fields) as string[]) };
+    // reply: ok, route (4), then the document as kfLoadDocument answers it.
+    return { route, document: this.documentFromReply(reply, 5) };
   }
 
-  /** A stored document from its hash (`data`, `epoch`, `c:<id>` results) and its call ids, newest first. */
-  private documentFrom(hash: Record<string, string>, newestFirst: string[]): StoredDocument | null {
+  /** The oldest time (exclusive) of a kept call result still remembered, ms. */
+  private keptCutoff(): string {
+    return String(Date.now() - this.keptCallRetentionMs);
+  }
+
+  /**
+   * A stored document from a load script's reply from `at` on: the count of doc hash fields and
+   * the hash (`data`, `epoch`, `c:<id>` results), the count of kept values and the kept id, text
+   * pairs, then the call ids, newest first.
+   */
+  private documentFromReply(reply: ScriptReply, at: number): StoredDocument | null {
+    const fields = Number(reply[at]);
+    const hash: Record<string, string> = {};
+    for (let i = at + 1; i < at + 1 + fields; i += 2) hash[reply[i]!] = reply[i + 1]!;
+    const keptAt = at + 1 + fields;
+    const keptValues = Number(reply[keptAt]);
+    const kept: [string, string][] = [];
+    for (let i = keptAt + 1; i < keptAt + 1 + keptValues; i += 2) kept.push([reply[i]!, reply[i + 1]!]);
+    return this.documentFrom(hash, reply.slice(keptAt + 1 + keptValues) as string[], kept);
+  }
+
+  /** A stored document from its hash (`data`, `epoch`, `c:<id>` results), its call ids, newest first, and its kept results. */
+  private documentFrom(hash: Record<string, string>, newestFirst: string[], kept: [string, string][] = []): StoredDocument | null {
     if (hash.data === undefined) return null;
     const document: StoredDocument = { data: decodeDocument(hash.data), epoch: Number(hash.epoch) };
-    const calls: [string, string][] = [];
-    // The results kept for good are not listed: they are the c:kept:<…> fields of the hash.
+    const calls: [string, string][] = [...kept];
+    // Kept results of a document stored before they had a ledger of their own: c:kept:<…> fields of the hash.
     for (const field of Object.keys(hash)) {
-      if (field.startsWith(KEPT_FIELD_PREFIX)) calls.push([field.slice(2), hash[field]!]);
+      if (field.startsWith(KEPT_FIELD_PREFIX) && !kept.some(([id]) => id === field.slice(2))) calls.push([field.slice(2), hash[field]!]);
     }
     for (let i = newestFirst.length - 1; i >= 0; i--) {
       const id = newestFirst[i]!;
@@ -352,8 +388,15 @@ export class RedisStore implements Store {
   // ---- documents -------------------------------------------------------------------------------
 
   async loadDocument(pid: number): Promise<StoredDocument | null> {
-    return this.documentFrom(await this.run(() => this.redis.hgetall(documentKey(pid))), await this.run(() => this.redis.lrange(callsKey(pid), 0, -1)));
+    const reply = await this.run(() =>
+      this.redis.kfLoadDocument(routeKey(pid), documentKey(pid), callsKey(pid), keptKey(pid), keptAtKey(pid), this.keptCutoff()));
+    return this.documentFromReply(reply, 0);
   }
+
+  async keptCall(pid: number, id: string): Promise<string | null> {
+    return this.run(() => this.redis.kfKeptCall(documentKey(pid), keptKey(pid), keptAtKey(pid), id, this.keptCutoff()));
+  }
+
 
   async saveDocument(pid: number, epoch: number, data: unknown): Promise<void> {
     const [error] = await this.saveDocuments([{ pid, epoch, data }]);
@@ -362,8 +405,11 @@ export class RedisStore implements Store {
 
   async saveDocuments(saves: FencedSave[]): Promise<(Error | null)[]> {
     // One save is one command; several leave in one pipeline (one write, one round trip).
+    const now = String(Date.now());
+    const retention = String(this.keptCallRetentionMs);
     const args = saves.map((save) => [
-      routeKey(save.pid), documentKey(save.pid), callsKey(save.pid), String(save.epoch), encodeDocument(save.data), String(REMEMBERED_CALLS),
+      routeKey(save.pid), documentKey(save.pid), callsKey(save.pid), keptKey(save.pid), keptAtKey(save.pid),
+      String(save.epoch), save.text ?? encodeDocument(save.data), String(REMEMBERED_CALLS), now, retention, String(MAX_KEPT_CALLS),
       ...(save.calls ?? []).flat(),
     ] as const);
     let results: (readonly [Error | null, unknown])[];

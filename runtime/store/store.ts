@@ -53,7 +53,8 @@ export interface StoredDocument {
   /**
    * The remembered results of the latest calls that changed the player, oldest first, as
    * `[call id, result text]` (present when there are any): a retried call finds its result here,
-   * whichever server owns the player now.
+   * whichever server owns the player now. The kept ones (KEPT_CALL_PREFIX) still within their
+   * retention come first.
    */
   calls?: [string, string][];
 }
@@ -62,13 +63,23 @@ export interface StoredDocument {
 export const REMEMBERED_CALLS = 256;
 
 /**
- * Call ids that begin with this are remembered for the player's lifetime, beside (not among) the
- * latest REMEMBERED_CALLS: for the few calls whose retry may come much later, such as a recharge
- * order delivered again after its account server was down for hours.
+ * Call ids that begin with this are kept apart from the latest REMEMBERED_CALLS, for the few calls
+ * whose retry may come much later, such as a recharge order delivered again after its account
+ * server was down for hours. Their results live in a ledger of their own beside the player's
+ * document (never in it), each for KEPT_CALL_RETENTION_MS after it ran (a store's
+ * `keptCallRetentionMs`; the config's `playerLimits.keptCallDays`), at most MAX_KEPT_CALLS per
+ * player (the oldest forgotten first). What must last for good — that a recharge order was
+ * delivered — is the order's own state in the store, not a call result.
  */
 export const KEPT_CALL_PREFIX = 'kept:';
 
-/** Whether call `id` is remembered for good (KEPT_CALL_PREFIX). */
+/** How long a kept call's result is remembered after it ran, by default: 30 days. */
+export const KEPT_CALL_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** The most kept call results one player has remembered at once (the oldest are forgotten first). */
+export const MAX_KEPT_CALLS = 1024;
+
+/** Whether call `id` is a kept one (KEPT_CALL_PREFIX): remembered in the kept ledger, not among the latest. */
 export function isKeptCall(id: string): boolean {
   return id.startsWith(KEPT_CALL_PREFIX);
 }
@@ -78,6 +89,8 @@ export interface FencedSave {
   pid: number;
   epoch: number;
   data: unknown;
+  /** `data` already encoded by `encodeDocument`, when the saver has it: the store writes this text instead of encoding again. */
+  text?: string;
   /** Call results to remember with this save, `[call id, result text]`, oldest first. */
   calls?: [string, string][];
 }
@@ -289,8 +302,12 @@ export interface Store {
   /**
    * Saves several documents in one round trip (one pipeline). Each save is fenced on its own;
    * the result has, per save in order, null when it was stored or the StaleOwnerError that refused it.
+   * The results of kept calls (KEPT_CALL_PREFIX) a save carries go to the player's kept ledger, in
+   * the same atomic step, not into his document.
    */
   saveDocuments(saves: FencedSave[]): Promise<(Error | null)[]>;
+  /** The result text of kept call `id` of the player, while it is remembered; null otherwise. */
+  keptCall(pid: number, id: string): Promise<string | null>;
 
   // ---- profiles -------------------------------------------------------------------------------
   /** The player's profile, or null when he has none. */

@@ -17,6 +17,7 @@
 import { KuafuClient, type KuafuClientOptions } from '../../runtime/client/kuafu-client.js';
 import { loadConfig } from '../../runtime/cluster/config.js';
 import type { ServerNode } from '../../runtime/cluster/server-node.js';
+import type { GameServerOptions } from '../../runtime/game/game-server.js';
 import { startServers, type RunningServers } from '../../runtime/cluster/start.js';
 import { issueLoginToken, type TokenClaims } from '../../runtime/game/tokens.js';
 import type { PlayerDocument } from '../../runtime/game/player.js';
@@ -36,6 +37,8 @@ export interface GameClusterOptions {
   /** Registry and home heartbeat period, ms (short, so heartbeat-driven steps are quick). */
   heartbeatMs?: number;
   rpcTimeoutMs?: number;
+  /** Options of the in-process game servers (a short transfer token TTL, …). */
+  game?: GameServerOptions;
 }
 
 /** What `player.where` answers. */
@@ -79,7 +82,8 @@ export class GameCluster {
       await store.connect();
       onCleanup(() => store.close());
       // The in-process servers log warnings only (the test's output stays readable).
-      const local: RunningServers = await quietly(() => startServers(loadConfig(config.path, {}), ['DC', ...inProcessGames]));
+      const local: RunningServers = await quietly(() =>
+        startServers(loadConfig(config.path, {}), ['DC', ...inProcessGames], options.game ? { game: options.game } : {}));
       onCleanup(() => local.stop());
       const cluster = new GameCluster(redis, config, store, local);
       await Promise.all(games.map((name) => cluster.serve(name)));
