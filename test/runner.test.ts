@@ -5,6 +5,7 @@
  *   forgotten or it is uvu's default `test`;
  * - a file that prints no uvu summary, or whose summary reports no test, fails; so does one whose
  *   uvu the suite guard did not see;
+ * - a `before` hook that throws fails its suite's tests, and its error is printed;
  * - a file is run a second time only for isolated-vm's teardown abort: every test passed, then the
  *   process died of SIGABRT or SIGSEGV at exit, after its exit handlers, with isolated-vm loaded;
  *   any other crash is a failure, and the last line counts the re-runs.
@@ -114,6 +115,13 @@ const FILES: Record<string, string> = {
     test('passes', () => {});
     test.run();
   `,
+  'before-fails.test.js': `
+    import { suite } from 'uvu';
+    const test = suite('setup breaks');
+    test.before(() => { throw new Error('the setup broke here'); });
+    test('never gets to run', () => {});
+    test.run();
+  `,
   'failing.test.js': `
     import { suite } from 'uvu';
     import * as assert from 'uvu/assert';
@@ -165,6 +173,13 @@ test('a file with a failing test fails the run', async () => {
   const run = await runner('failing');
   assert.is(run.last, '1 passed, 1 failed, 0 re-run', run.show());
   assert.is(run.code, 1, run.show());
+});
+
+test('a suite whose before hook throws fails its tests, and the error is printed (uvu prints nothing of it)', async () => {
+  const run = await runner('before-fails');
+  assert.is(run.last, '0 passed, 1 failed, 0 re-run', run.show());
+  assert.is(run.code, 1, run.show());
+  assert.match(run.out, /the before hook of suite "setup breaks" failed: Error: the setup broke here/, run.show());
 });
 
 test('a suite defined and never run fails the run: each of its tests counts as failed, and the suite is named', async () => {

@@ -28,7 +28,8 @@ process.on('exit', () => {
     const why = s.runCalled ? 'its run() was called but uvu never ran it' : 'its run() was never called';
     lines.push(`[uvu-guard] NOT RUN: suite ${JSON.stringify(s.name)} (defined at ${s.where}, ${s.tests} test${s.tests === 1 ? '' : 's'}): ${why}`);
   }
-  // stdout is a pipe under the runner: on Linux a pipe write is synchronous, so this lands before the exit.
-  process.stdout.write(lines.join('\n') + '\n');
+  // On a line of its own whatever was printed before. stdout is a pipe under the runner: on Linux a
+  // pipe write is synchronous, so this lands before the exit.
+  process.stdout.write('\n' + lines.join('\n') + '\n');
   if (notRun.length > 0) process.exitCode = 1;
 });
