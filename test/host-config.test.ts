@@ -1,5 +1,7 @@
 /**
  * What a host sets in the config for its game servers (docs/host-guide.md):
+ * - the secret: the shipped development secret is refused for any server that listens beyond
+ *   this machine (a config check, and `kuafu up` stops with exit code 2 before it listens);
  * - a player model of its own (`"playerModel": "<module>"`): `kuafu up` and `kuafu serve` run game
  *   servers with it, so its methods are callable through player RPC; a module that is missing, or
  *   exports no model, stops the command with a message that names the field and exit code 2;
@@ -14,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KuafuClient } from '../runtime/client/kuafu-client.js';
 import { issueLoginToken } from '../runtime/game/tokens.js';
-import { parseConfig } from '../runtime/cluster/config.js';
+import { DEVELOPMENT_SECRET, parseConfig } from '../runtime/cluster/config.js';
 import { DEFAULT_PLAYER_LIMITS } from '../runtime/game/player.js';
 import { startServers } from '../runtime/cluster/start.js';
 import { ConfigError } from '../runtime/errors.js';
@@ -69,6 +71,42 @@ test('a "playerModel" that is missing, or exports no model, stops kuafu up with 
   const wrong = await runKuafu(['up', '--config', noModel.path]);
   assert.is(wrong.code, 2, wrong.describe());
   assert.match(wrong.stderr, /must export playerModel \(or a default export\): a PlayerModel/);
+});
+
+test('the shipped development secret is refused for a server that listens beyond loopback, and only then', async () => {
+  const config = (host: string, secret = DEVELOPMENT_SECRET, serverHost?: string) => ({
+    secret, host, servers: [
+      { name: 'HS', roles: ['game'], rpcPort: 0 },
+      { name: 'DC', roles: ['datacenter'], rpcPort: 0, ...(serverHost === undefined ? {} : { host: serverHost }) },
+    ],
+  });
+  const refused = (raw: unknown, env: NodeJS.ProcessEnv, message: RegExp) =>
+    assert.throws(() => parseConfig(raw, 'test.json', env), (error: Error) => error instanceof ConfigError && message.test(error.message));
+  const development = /listens on .*, beyond this machine, with the shipped development secret: set your own "secret" \(or KUAFU_SECRET\) first/;
+  for (const host of ['0.0.0.0', '::', '10.0.0.21', 'game-1.example.com']) {
+    refused(config(host), {}, new RegExp(`servers\\[0\\] listens on ${host.replace(/\./g, '\\.')}, beyond this machine`));
+    refused(config(host), {}, development);
+  }
+  // One server of the cluster listening beyond this machine is enough, and is named.
+  refused(config('127.0.0.1', DEVELOPMENT_SECRET, '0.0.0.0'), {}, /servers\[1\] listens on 0\.0\.0\.0, beyond this machine/);
+  // On loopback it is fine; beyond it, a secret of one's own (in the config or KUAFU_SECRET) is.
+  for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1']) {
+    assert.is(parseConfig(config(host), 'test.json', {}).servers[0]!.host, host, `${host} is loopback`);
+  }
+  assert.is(parseConfig(config('0.0.0.0', 'our-own-secret-0123456789'), 'test.json', {}).servers[0]!.host, '0.0.0.0');
+  assert.is(parseConfig(config('0.0.0.0'), 'test.json', { KUAFU_SECRET: 'our-own-secret-0123456789' }).secret, 'our-own-secret-0123456789');
+
+  // As a user meets it: kuafu up stops with exit code 2 and the message, before it listens anywhere.
+  const dir = mkdtempSync(join(tmpdir(), 'kuafu-devsecret-'));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'cluster.json');
+  writeFileSync(file, JSON.stringify(config('0.0.0.0')));
+  const up = spawnKuafu(['up', '--config', file]);
+  onCleanup(() => { up.kill('SIGKILL'); });
+  const exit = await up.waitForExit();
+  assert.is(exit.code, 2, up.describe());
+  assert.match(up.stderr, /servers\[0\] listens on 0\.0\.0\.0, beyond this machine, with the shipped development secret/, up.describe());
+  assert.not.match(up.stdout, /rpc ws:\/\//, `it listened: ${up.describe()}`);
 });
 
 test('"scriptLimits" reach every game server\'s script host: a bundle fine under the default 64 MiB breaks a 16 MiB limit', async () => {

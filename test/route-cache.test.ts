@@ -5,9 +5,10 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { Redis } from 'ioredis';
 import { RouteCache } from '../runtime/cluster/route-cache.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
-import { eventually } from './harness/cluster.js';
+import { eventually, within } from './harness/cluster.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
 
 const test = suite('route cache');
@@ -53,6 +54,55 @@ test('waitForChange wakes a caller on the next change of that player', async () 
   assert.ok(change, 'woken by the change, not the deadline');
   assert.is(change!.at, 'GS2');
   assert.is(await cache.waitForChange(503, 5, 50), null, 'no change: the deadline answers null');
+});
+
+test('an older publication arriving late never moves a cached route back; a change of the same epoch is applied', async () => {
+  const pid = 505;
+  // Every publication as it travels, to replay one late (as one delayed on its way would arrive).
+  const tap = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await tap.connect();
+  const published: string[] = [];
+  tap.on('message', (_channel: string, message: string) => published.push(message));
+  await tap.subscribe('kf:routes');
+  const publisher = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await publisher.connect();
+  try {
+    await writer.ensureRoute(pid, 'HS');
+    await cache.get(pid);
+    await writer.claimRoute(pid, { expectEpoch: 0, at: 'GS1', online: true });
+    await writer.claimRoute(pid, { expectEpoch: 1, at: 'GS2', online: true });
+    await eventually(async () => {
+      if (cache.peek(pid)?.epoch !== 2) throw new Error(`cached ${JSON.stringify(cache.peek(pid))}`);
+    }, 'the second claim to reach the cache', 10_000, 10);
+    const toGs1 = await eventually(async () => {
+      const found = published.find((message) => message.startsWith(`${pid} `) && message.includes('GS1'));
+      if (!found) throw new Error(`tapped so far: ${JSON.stringify(published)}`);
+      return found;
+    }, 'the publication of the claim to GS1 to be tapped', 10_000, 10);
+
+    // The epoch-1 publication again, now: the store hands it to its listeners, the cache first (it listened first).
+    const late = within(new Promise<void>((resolve) => {
+      const stop = store.onRouteChange((change) => {
+        if (change.pid === pid && change.epoch === 1) {
+          stop();
+          resolve();
+        }
+      });
+    }), 10_000, 'the late publication to reach the store');
+    await publisher.publish('kf:routes', toGs1);
+    await late;
+    assert.equal(cache.peek(pid), { home: 'HS', at: 'GS2', epoch: 2, online: true }, 'the late epoch-1 publication moved the route back');
+
+    // A change under the same epoch (he went offline at GS2) is newer news: applied.
+    await writer.setOnline(pid, 2, false);
+    await eventually(async () => {
+      if (cache.peek(pid)?.online !== false) throw new Error(`cached ${JSON.stringify(cache.peek(pid))}`);
+    }, 'the same-epoch change to reach the cache', 10_000, 10);
+    assert.equal(cache.peek(pid), { home: 'HS', at: 'GS2', epoch: 2, online: false });
+  } finally {
+    tap.disconnect();
+    publisher.disconnect();
+  }
 });
 
 test('after Redis restarts, the cache is dropped and reads come from the store again', async () => {

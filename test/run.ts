@@ -6,15 +6,29 @@
  *
  * Filters are substrings matched against the file's path relative to
  * dist/test (a file runs if it matches any filter). The last line printed is
- * `N passed, N failed` (plus `, N skipped` when some were skipped). Exit code
- * is 1 if anything failed or no test ran.
+ * `N passed, N failed, N re-run` (plus `, N skipped` when some were skipped).
+ * Exit code is 1 if anything failed or no test ran.
+ *
+ * Every child runs with the suite guard (harness/uvu-guard/preload.js): its
+ * `uvu` records each suite, and at exit it reports the suites that were
+ * defined and never run. What counts as failed, besides uvu's own failures:
+ * - each test of a suite that was defined but never ran (a forgotten `run()`);
+ * - a file that exits without a uvu summary, or whose summary reports no test;
+ * - a file whose suite guard did not report;
+ * - a file that crashed, timed out or could not start.
+ * One file is run a second time, and only then: every test passed, every suite
+ * ran, the guard reported at exit, isolated-vm was loaded, and the process then
+ * died of SIGABRT or SIGSEGV — isolated-vm's teardown abort at exit, rarely
+ * seen. The second run's result is what counts; re-runs are counted in the
+ * last line. Any other crash is a failure.
  *
  * Env: KUAFU_TEST_FILE_TIMEOUT_MS — per-file timeout (default 300000).
+ *      KUAFU_TEST_DIR — where to look for *.test.js (default: this file's folder).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { dirname, join, relative, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, relative, resolve as resolvePath, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { StringDecoder } from 'node:string_decoder';
 
 const DEFAULT_TIMEOUT_MS = 300_000;
@@ -26,11 +40,18 @@ interface FileResult {
   passed: number;
   skipped: number;
   failed: number;
-  /** Every test passed, then the process was killed by a signal at its exit. */
-  crashedAtExit: boolean;
+  /**
+   * Every test passed and every suite ran, the guard reported at exit, isolated-vm was loaded, and
+   * then the process died of SIGABRT or SIGSEGV: isolated-vm's teardown abort (worth one re-run).
+   */
+  teardownAbort: boolean;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** Loaded into every test process before its file (`--import`): the suite guard. */
+const GUARD = pathToFileURL(join(here, 'harness', 'uvu-guard', 'preload.js')).href;
+/** The signals isolated-vm's teardown abort at exit ends a process with. */
+const TEARDOWN_SIGNALS: readonly string[] = ['SIGABRT', 'SIGSEGV'];
 
 function findTestFiles(dir: string): string[] {
   const out: string[] = [];
@@ -62,13 +83,26 @@ function timeoutMs(): number {
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
 const SUMMARY = /^\s*(Total|Passed|Skipped):\s+(\d+)\s*$/;
+const GUARD_REPORT = /^\[uvu-guard\] suites: (\d+) defined, (\d+) ran; isolated-vm loaded: (yes|no)$/;
+const GUARD_NOT_RUN = /^\[uvu-guard\] NOT RUN: suite (.*) \(defined at (.*), (\d+) tests?\): (.*)$/;
 
-/** Incremental parser of uvu summary lines. */
+/** A suite the guard saw defined and never run. */
+interface NotRun {
+  name: string;
+  where: string;
+  tests: number;
+  why: string;
+}
+
+/** Incremental parser of uvu summary lines and of the suite guard's report. */
 class SummaryParser {
   total = 0;
   passed = 0;
   skipped = 0;
   summaries = 0;
+  /** The guard's report at exit, once seen. */
+  guard: { defined: number; ran: number; isolatedVm: boolean } | null = null;
+  readonly notRun: NotRun[] = [];
   private buf = '';
   private decoder = new StringDecoder('utf8');
 
@@ -88,7 +122,18 @@ class SummaryParser {
   }
 
   private line(raw: string): void {
-    const m = SUMMARY.exec(raw.replace(ANSI, '').replace(/\r$/, ''));
+    const text = raw.replace(ANSI, '').replace(/\r$/, '');
+    const report = GUARD_REPORT.exec(text);
+    if (report) {
+      this.guard = { defined: Number(report[1]), ran: Number(report[2]), isolatedVm: report[3] === 'yes' };
+      return;
+    }
+    const notRun = GUARD_NOT_RUN.exec(text);
+    if (notRun) {
+      this.notRun.push({ name: notRun[1]!, where: notRun[2]!, tests: Number(notRun[3]), why: notRun[4]! });
+      return;
+    }
+    const m = SUMMARY.exec(text);
     if (!m) return;
     const n = Number(m[2]);
     if (m[1] === 'Total') {
@@ -126,7 +171,7 @@ function say(line: string): void {
 function runFile(file: string, label: string, limitMs: number): Promise<FileResult> {
   return new Promise((resolve) => {
     const parser = new SummaryParser();
-    const child = spawn(process.execPath, ['--no-node-snapshot', file], {
+    const child = spawn(process.execPath, ['--no-node-snapshot', '--import', GUARD, file], {
       cwd: process.cwd(),
       env: { ...process.env, FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -140,7 +185,7 @@ function runFile(file: string, label: string, limitMs: number): Promise<FileResu
     let exitSignal: NodeJS.Signals | null = null;
     let exited = false;
     let finished = false;
-    let crashedAtExit = false;
+    let teardownAbort = false;
 
     child.stdout!.on('data', (c: Buffer) => {
       parser.push(c);
@@ -172,24 +217,49 @@ function runFile(file: string, label: string, limitMs: number): Promise<FileResu
       // included), so failures are Total - Passed.
       let failed = Math.max(0, total - passed);
 
+      // Suites defined and never run: each of their tests is a failure (at least one per suite).
+      for (const suite of parser.notRun) {
+        const count = Math.max(1, suite.tests);
+        say(`[run] ${label}: suite ${suite.name} (defined at ${suite.where}) never ran: ${suite.why} — ${count} counted as failed`);
+        failed += count;
+      }
+      const crashed = exitCode !== 0 || exitSignal !== null;
+      const how = exitSignal !== null ? `signal ${exitSignal}` : `exit code ${exitCode}`;
+
       if (spawnError) {
         say(`[run] ${label}: could not start: ${spawnError.message}`);
         failed = Math.max(failed, 1);
       } else if (timedOut) {
         say(`[run] ${label}: TIMED OUT after ${limitMs} ms (process group killed) — counted as 1 failed`);
         failed += 1;
-      } else if ((exitCode !== 0 || exitSignal !== null) && failed === 0) {
-        const how = exitSignal !== null ? `signal ${exitSignal}` : `exit code ${exitCode}`;
-        const where = parser.summaries === 0 ? ' before printing a uvu summary' : '';
-        say(`[run] ${label}: CRASHED (${how})${where} — counted as 1 failed`);
-        failed = 1;
-        // Every test passed and then the process died at its exit (isolated-vm's teardown can abort
-        // there, rarely): the caller runs the file once more rather than block on a teardown crash.
-        if (parser.summaries > 0 && total > 0 && passed === total && exitSignal !== null) crashedAtExit = true;
       } else if (parser.summaries === 0) {
-        say(`[run] ${label}: exited without a uvu summary (no tests registered?)`);
+        if (parser.notRun.length === 0) {
+          say(crashed
+            ? `[run] ${label}: CRASHED (${how}) before printing a uvu summary — counted as 1 failed`
+            : `[run] ${label}: exited without a uvu summary: no test ran — counted as 1 failed`);
+          failed += 1;
+        }
+      } else if (total === 0) {
+        if (parser.notRun.length === 0) {
+          say(`[run] ${label}: its uvu summary reports no test (Total: 0) — counted as 1 failed`);
+          failed += 1;
+        }
+      } else if (parser.guard === null || parser.guard.defined === 0) {
+        say(parser.guard === null
+          ? `[run] ${label}: the suite guard did not report at exit (${crashed ? how : 'it exited'} before it could): its suites were not checked — counted as 1 failed`
+          : `[run] ${label}: uvu ran tests of suites the guard never saw (a uvu that did not come through harness/uvu-guard, e.g. require('uvu')): ` +
+            'they were not checked — counted as 1 failed');
+        failed += 1;
+      } else if (crashed && failed === 0) {
+        say(`[run] ${label}: CRASHED (${how}) after every test passed — counted as 1 failed`);
+        failed = 1;
+        // isolated-vm's teardown can abort the process at its exit, rarely: after the exit handlers
+        // ran (the guard reported), with every suite run and passed, and isolated-vm loaded. Only that
+        // is worth running the file again; any other crash stays a failure.
+        teardownAbort = exitSignal !== null && TEARDOWN_SIGNALS.includes(exitSignal) && parser.guard.isolatedVm &&
+          parser.notRun.length === 0 && passed === total;
       }
-      resolve({ total, passed, skipped, failed, crashedAtExit });
+      resolve({ total, passed, skipped, failed, teardownAbort });
     };
 
     let drainTimer: NodeJS.Timeout | undefined;
@@ -219,10 +289,11 @@ function onSignal(signal: NodeJS.Signals): void {
 
 async function main(): Promise<number> {
   const filters = process.argv.slice(2).filter((a) => a.length > 0);
-  const all = findTestFiles(here);
+  const root = process.env.KUAFU_TEST_DIR ? resolvePath(process.env.KUAFU_TEST_DIR) : here;
+  const all = findTestFiles(root);
   const files = all.filter((f) => {
     if (filters.length === 0) return true;
-    const rel = relative(here, f).split(sep).join('/');
+    const rel = relative(root, f).split(sep).join('/');
     return filters.some((s) => rel.includes(s));
   });
 
@@ -236,13 +307,16 @@ async function main(): Promise<number> {
   let passed = 0;
   let failed = 0;
   let skipped = 0;
+  let reruns = 0;
 
   for (const file of files) {
     const label = relative(process.cwd(), file) || file;
     say(`\n=== ${label}`);
     let r = await runFile(file, label, limitMs);
-    if (r.crashedAtExit) {
-      say(`[run] ${label}: every test passed, then the process aborted at exit; running the file once more`);
+    if (r.teardownAbort) {
+      say(`[run] ${label}: every test passed, then the process died at exit, after its exit handlers, with isolated-vm loaded ` +
+        `(isolated-vm's teardown abort): running the file once more; that run counts (re-runs are counted in the last line)`);
+      reruns++;
       r = await runFile(file, label, limitMs);
     }
     passed += r.passed;
@@ -253,14 +327,14 @@ async function main(): Promise<number> {
   if (files.length === 0) {
     say(
       all.length === 0
-        ? `[run] no test files (*.test.js) found under ${here}`
+        ? `[run] no test files (*.test.js) found under ${root}`
         : `[run] no test file matches ${filters.map((f) => JSON.stringify(f)).join(' or ')}`,
     );
   } else if (passed + failed === 0) {
     say('[run] no test ran');
   }
 
-  say(`${passed} passed, ${failed} failed` + (skipped > 0 ? `, ${skipped} skipped` : ''));
+  say(`${passed} passed, ${failed} failed, ${reruns} re-run` + (skipped > 0 ? `, ${skipped} skipped` : ''));
   return failed > 0 || passed + failed === 0 ? 1 : 0;
 }
 
@@ -270,7 +344,7 @@ main().then(
   },
   (err: unknown) => {
     say(`[run] runner error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    say('0 passed, 1 failed');
+    say('0 passed, 1 failed, 0 re-run');
     process.exitCode = 1;
   },
 );

@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../runtime/cluster/config.js';
 import { startServers, type RunningServers } from '../runtime/cluster/start.js';
-import { eventually } from './harness/cluster.js';
+import { eventually, within } from './harness/cluster.js';
 
 const test = suite('scripts folder');
 let running: RunningServers | undefined;
@@ -45,14 +45,43 @@ test('a game server loads the folder at start and reloads a script when its file
 });
 
 test('a script that does not compile is reported and the version before keeps serving', async () => {
-  const host = running!.nodes[0]!.game!.scripts.host;
-  writeFileSync(join(dir, 'greet.ts'), 'export async function main() { return "hello v3" \n');
-  writeFileSync(join(dir, 'more.ts'), 'export async function main() { return 43; }\n');
-  // The second write proves the watcher went on after the broken file.
-  await eventually(async () => {
-    if ((await host.run('more', 'main')) !== 43) throw new Error('not reloaded yet');
-  }, 'the watcher to go on after a broken file', 30_000, 50);
-  assert.is(await host.run('greet', 'main'), 'hello v2', 'the last good version still answers');
+  const node = running!.nodes[0]!;
+  const host = node.game!.scripts.host;
+  // What the server reports: its log's warnings, each awaited as it comes.
+  const warnings: string[] = [];
+  const waiting = new Set<() => void>();
+  const warn = node.log.warn;
+  node.log.warn = (message: string) => {
+    warnings.push(message);
+    for (const wake of [...waiting]) wake();
+    warn(message);
+  };
+  const reported = (pattern: RegExp, what: string): Promise<string> => within(new Promise<string>((resolve) => {
+    const check = () => {
+      const found = warnings.find((line) => pattern.test(line));
+      if (found === undefined) return;
+      waiting.delete(check);
+      resolve(found);
+    };
+    waiting.add(check);
+    check();
+  }), 30_000, () => `${what}; warnings so far: ${JSON.stringify(warnings)}`);
+  try {
+    writeFileSync(join(dir, 'greet.ts'), 'export async function main() { return "hello v3" \n');
+    // The broken reload was tried, and said what is wrong and where.
+    const report = await reported(/script \S*greet\.ts not loaded/, 'the broken greet.ts to be reported');
+    assert.match(report, /does not bundle/, report);
+    assert.match(report, /greet\.ts:\d+:\d+/, `the report points at the line: ${report}`);
+    assert.is(await host.run('greet', 'main'), 'hello v2', 'the last good version still answers');
+    // The watcher goes on after a broken file.
+    writeFileSync(join(dir, 'more.ts'), 'export async function main() { return 43; }\n');
+    await eventually(async () => {
+      if ((await host.run('more', 'main')) !== 43) throw new Error('not reloaded yet');
+    }, 'the watcher to go on after a broken file', 30_000, 50);
+    assert.is(await host.run('greet', 'main'), 'hello v2', 'and the broken file was not loaded since');
+  } finally {
+    node.log.warn = warn;
+  }
 });
 
 test.run();

@@ -28,7 +28,7 @@ import { ScriptError } from '../runtime/sandbox/index.js';
 import { servicesOf, type BattleResult, type TreasuryReceipt } from '../runtime/services/index.js';
 import { guildServerFor, rankServerFor } from '../runtime/services/placement.js';
 import type { Guild, LedgerEntry, RankEntry } from '../runtime/store/store.js';
-import { ROOT, cleanupCluster, eventually, onCleanup, quietly } from './harness/cluster.js';
+import { EVENT_DEADLINE_MS, ROOT, cleanupCluster, eventually, onCleanup, quietly, rejectionOf } from './harness/cluster.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
 
 const test = suite('sdk services');
@@ -95,15 +95,9 @@ function run<T = unknown>(on: 'HS' | 'GS1', name: string, fn: string, args: unkn
   return hostOf(on).run(name, fn, args) as Promise<T>;
 }
 
-/** The rejection of `promise` (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    const value = await promise;
-    assert.unreachable(`expected a rejection, got ${JSON.stringify(value)}`);
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('unreachable');
+/** The rejection of `promise`: fails the test if it resolves (or does neither within the deadline). */
+function rejection(promise: Promise<unknown>): Promise<Error> {
+  return rejectionOf(promise, EVENT_DEADLINE_MS, 'the script to fail');
 }
 
 /** A new guild, created on its guild server. */

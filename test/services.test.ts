@@ -5,8 +5,9 @@
  * with its own store connection, as separate servers have), so the test watches their profile
  * caches; real KuafuClients on their gateways.
  *
- * The story: a level-up on GS1 reaches HS and GS2 by push; a friends list on HS sees a player move
- * and log out; leaderboards and battles agree across servers; three servers race 1,000 deductions
+ * The story: a level-up on GS1 reaches HS and GS2 by push, and a late publication changes no
+ * cache; a friends list on HS sees a player move and log out; leaderboards and battles agree across
+ * servers, and a rank server that was down catches up when it starts; three servers race 1,000 deductions
  * (with retries) at one treasury of 500; the guild server is killed and restarted without losing a
  * thing; recharges reach a player once, wherever he is, or wait for his next login; finally Redis
  * restarts and every cache is correct again.
@@ -203,6 +204,52 @@ test('a level-up on GS1 is pushed to HS and GS2 and applied there at once (no po
   assert.match(nested.message, /level.*string.*number.*boolean or null/);
 });
 
+test('a profile cache ignores an older or repeated publication arriving late, and applies the next one', async () => {
+  const pid = 3011;
+  // Every profile publication as it travels, to replay one late (as one delayed on its way would arrive).
+  const tap = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const publisher = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await Promise.all([tap.connect(), publisher.connect()]);
+  onCleanup(() => { tap.disconnect(); publisher.disconnect(); });
+  const published: string[] = [];
+  tap.on('message', (_channel: string, message: string) => published.push(message));
+  await tap.subscribe('kf:profiles');
+
+  const first = await services('GS1').profiles.update(pid, { name: 'Lio', level: 1 });
+  const second = await services('GS1').profiles.update(pid, { level: 2 });
+  assert.equal(await services('HS').profiles.get(pid), second, 'HS caches the profile as it is now');
+  const tapped = (version: number) => eventually(async () => {
+    const found = published.find((message) => message.startsWith(`${pid} ${version} `));
+    if (!found) throw new Error(`tapped so far: ${JSON.stringify(published)}`);
+    return found;
+  }, `the publication of version ${version} to be tapped`);
+  const older = await tapped(first.version);
+  const repeated = await tapped(second.version);
+
+  const onHs = new Events<ProfileEvent>('HS cache');
+  const stop = services('HS').profiles.onChange(onHs.push);
+  // HS's store hands each publication to its listeners, its profile cache first (it listened first).
+  const reached = new Events<number>("HS's store");
+  const stopStore = games.HS.store.onProfileChange((change) => { if (change.pid === pid) reached.push(change.version); });
+  try {
+    for (const [message, version, what] of [[older, first.version, 'an older'], [repeated, second.version, 'a repeated']] as const) {
+      const mark = reached.mark;
+      await publisher.publish('kf:profiles', message);
+      await reached.waitFor(`${what} publication to reach HS`, (v) => v === version, mark);
+      assert.equal(services('HS').profiles.peek(pid), second, `${what} publication changed the cached profile`);
+    }
+    assert.equal(onHs.seen.filter((e) => e.pid === pid), [], 'nobody was told of a change');
+    // The next version is applied as it comes.
+    const third = await services('GS1').profiles.update(pid, { level: 3 });
+    const event = await onHs.waitFor('the next version', (e) => e.pid === pid && e.profile?.version === third.version);
+    assert.equal(event.changed, { level: 3 });
+    assert.equal(services('HS').profiles.peek(pid), third);
+  } finally {
+    stop();
+    stopStore();
+  }
+});
+
 test('a friends list on HS follows a player from another home as he moves, levels up and logs out', async () => {
   const pid = 3101; // home GS2
   const friends = await FriendsList.open(games.HS, [pid]);
@@ -261,6 +308,20 @@ test('leaderboards: levels set on three servers rank together; any server reads 
   assert.is(await arena.of(4003), null);
   const bad = await rejectionOf(arena.submit(4001, Number.NaN), EVENT_DEADLINE_MS, 'a NaN score');
   assert.match(bad.message, /finite number/);
+});
+
+test('the rank server catches up when it starts: a level set while it was down is on the board', async () => {
+  const pid = 4011;
+  const rank = served.RANK!;
+  rank.kill('SIGKILL');
+  await rank.waitForExit();
+  // Published while no rank server listens: only a pass over the profiles at its start can see it.
+  await services('GS1').profiles.update(pid, { name: 'Mika', home: 'HS', level: 33 });
+  served.RANK = await spawnServe(configPath, 'RANK', redis.url);
+  await eventually(async () => {
+    const place = await services('GS2').rank('level').of(pid);
+    if (place?.score !== 33) throw new Error(`${pid} is at ${JSON.stringify(place)}`);
+  }, 'the restarted rank server to put the level set while it was down on the board');
 });
 
 test('battles: a game server asks its own battle server; fighters from two homes; the same input gives the same result', async () => {

@@ -4,7 +4,9 @@
  *
  * Then, Redis only: the store survives a restart of Redis (onReconnect fires, data is kept, commands
  * and publications work again), and while Redis is down a command fails with StoreUnavailableError
- * instead of hanging.
+ * instead of hanging: at once, refused by a connection that is not ready (no offline queue), even
+ * while a reconnect is under way that never succeeds, and with a command timeout far away.
+ * On a Redis Cluster the store moves its subscription to another node when it loses one.
  *
  * Nothing here sleeps and then asserts: events are awaited with a deadline that fails with a clear
  * message, and expiry is polled until it happens (or a generous deadline passes).
@@ -12,6 +14,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
+import { createServer, type Socket } from 'node:net';
 import { NotFoundError, StaleOwnerError, StoreUnavailableError } from '../runtime/errors.js';
 import { MemoryStore } from '../runtime/store/memory-store.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
@@ -42,6 +45,50 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 let lastPid = 1000;
 /** A player id no other test uses. */
 const nextPid = (): number => ++lastPid;
+
+/** A TCP server on 127.0.0.1:`port` that takes every connection and never sends a byte. */
+async function silentServer(port: number): Promise<{ connections(): number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('error', () => { /* the store hangs up */ });
+    socket.on('close', () => sockets.delete(socket));
+  });
+  // The port was Redis's a moment ago: retry a little while the kernel lets go of it.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      break;
+    } catch (error) {
+      if (attempt >= 50) throw error;
+      await sleep(100);
+    }
+  }
+  return {
+    connections: () => accepted,
+    close: () => new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** The sockets and timers that keep this process alive now (what a store's close() must give back). */
+function handles(): { sockets: number; timers: number } {
+  const resources = process.getActiveResourcesInfo();
+  return {
+    sockets: resources.filter((name) => name === 'TCPSocketWrap' || name === 'TCPWRAP' || name === 'PipeWrap').length,
+    timers: resources.filter((name) => name === 'Timeout' || name === 'Immediate').length,
+  };
+}
 
 /** Collects published events; `waitFor` resolves when a matching one has arrived (or fails after a deadline). */
 class Inbox<T> {
@@ -845,12 +892,33 @@ function contract(name: string, backend: Backend): void {
 
   // ---- lifecycle ----
 
-  test('close() closes a store', async () => {
+  test('close() closes a store: its connections and timers are gone, it hears nothing more, the others go on', async () => {
+    const { peer } = w();
+    const before = handles();
     const extra = await w().open();
     const pid = nextPid();
+    const heard = new Inbox<RouteChange>('route listener of the closed store');
+    extra.onRouteChange(heard.push);
     await extra.ensureRoute(pid, 'home-1');
     assert.is((await extra.getRoute(pid))?.home, 'home-1');
+    await heard.waitFor('its own route change, while open', (change) => change.pid === pid);
     await extra.close();
+    // Everything it opened is closed: no socket or timer of it keeps the process alive.
+    await eventually('the closed store to release its sockets and timers', async () => {
+      const now = handles();
+      if (now.sockets > before.sockets || now.timers > before.timers) {
+        throw new Error(`before it was opened: ${JSON.stringify(before)}; now: ${JSON.stringify(now)}`);
+      }
+      return true;
+    });
+    // It hears nothing more; the stores still open work as before.
+    const other = nextPid();
+    const peerHeard = new Inbox<RouteChange>('route listener of the store still open');
+    peer.onRouteChange(peerHeard.push);
+    await peer.ensureRoute(other, 'home-2');
+    await peerHeard.waitFor('the change, on the store still open', (change) => change.pid === other);
+    assert.equal(heard.events.filter((change) => change.pid === other), [], 'the closed store heard a change');
+    assert.is((await peer.getRoute(other))?.home, 'home-2');
   });
 
   test.run();
@@ -1012,6 +1080,8 @@ async function redisStore(url: string, commandTimeoutMs?: number, options: Store
     });
     await changes.waitFor('route changes after node 0 is back', (change) => change.pid === last);
   });
+
+  test.run();
 }
 
 // ---- Redis only: where kept call results live ----------------------------------------------------------
@@ -1168,6 +1238,44 @@ async function redisStore(url: string, commandTimeoutMs?: number, options: Store
     await store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true });
     await store.saveDocument(pid, 1, { gold: 4n });
     assert.equal(await store.loadDocument(pid), { data: { gold: 4n }, epoch: 1 });
+  });
+
+  test('while Redis does not answer, a command is refused at once by its connection (no offline queue), not by a timeout, before any reconnect succeeds', async () => {
+    // A command timeout far beyond this test: it cannot be what fails a command here.
+    const store = new RedisStore({ url: redis!.url, commandTimeoutMs: 600_000 });
+    await store.connect();
+    stores.push(store);
+    const pid = nextPid();
+    await store.ensureRoute(pid, 'home-1');
+    let reconnects = 0;
+    store.onReconnect(() => { reconnects++; });
+
+    await redis!.kill();
+    // In Redis's place, a server that takes connections and never answers: the store reconnects to
+    // it, and that reconnect can never succeed (no answer to its ready check, ever).
+    const silent = await silentServer(redis!.port);
+    try {
+      await eventually('both connections of the store (commands, publications) to reach the silent server', async () => silent.connections() >= 2);
+      // A command queued until the connection is ready would wait here for good: the deadline only
+      // turns that hang into a failure that says so.
+      const hang = 60_000;
+      for (const [what, command] of [
+        ['getRoute', (): Promise<unknown> => store.getRoute(pid)],
+        ['claimRoute', () => store.claimRoute(pid, { expectEpoch: 0, at: 'game-2', online: true })],
+        ['saveDocument', () => store.saveDocument(pid, 0, { gold: 2n })],
+      ] as const) {
+        const error = await rejects(within(command(), hang, `${what} to be refused (it was queued instead?)`), StoreUnavailableError, `${what} while Redis does not answer`);
+        assert.not.match(error.message, /timed out|timeout/i, `${what} failed by a timeout, not at once: ${error.message}`);
+      }
+      assert.is(reconnects, 0, 'no reconnect succeeded before the errors');
+    } finally {
+      await silent.close();
+    }
+
+    await redis!.restart();
+    await eventually('commands working again once Redis is back', async () => (await store.getRoute(pid)) !== null);
+    assert.ok(reconnects >= 1, 'the reconnect to the real Redis was told');
+    assert.equal(await store.getRoute(pid), { home: 'home-1', at: '', epoch: 0, online: false }, 'nothing refused was written');
   });
 
   test.run();

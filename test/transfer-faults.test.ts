@@ -2,12 +2,16 @@
  * Transfer under faults (issue 3; DESIGN §3, §4): real `kuafu serve` game servers (HS, GS1, GS2)
  * on one real redis-server, killed with SIGKILL or paused with SIGSTOP at the worst moments, and
  * real KuafuClients. In every case the player can log in again and his gold and items are exactly
- * what was last acknowledged; a paused server that lost the player cannot write him any more.
+ * what was last acknowledged; a paused server that lost the player cannot write him any more; a
+ * home (HS2, in the test process, whose heartbeat's questions the test sees) takes a player back
+ * after exactly three beats his server did not answer.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ConnectTo, Entered, KuafuClient } from '../runtime/client/kuafu-client.js';
 import { StaleOwnerError } from '../runtime/errors.js';
+import type { CallOptions } from '../runtime/rpc/peer-client.js';
+import type { Route } from '../runtime/store/store.js';
 import { EVENT_DEADLINE_MS, eventually, rejectionOf, within } from './harness/cluster.js';
 import { GameCluster } from './harness/game-cluster.js';
 
@@ -18,7 +22,8 @@ const ITEM = 105001;
 
 test.before(async () => {
   // A short RPC deadline, so a paused server's missed heartbeats add up quickly.
-  cluster = await GameCluster.start({ games: ['HS', 'GS1', 'GS2'], heartbeatMs: 250, rpcTimeoutMs: 2000 });
+  // HS2, a home in the test process, so a test can watch what its heartbeat asks.
+  cluster = await GameCluster.start({ games: ['HS', 'GS1', 'GS2'], inProcessGames: ['HS2'], heartbeatMs: 250, rpcTimeoutMs: 2000 });
 });
 
 test.after(async () => {
@@ -96,6 +101,54 @@ test('the destination is killed after it claimed the player: after K missed beat
   const again = await logsInWithEverything(pid, acked);
   assert.is(again.epoch, 4);
   await cluster.serve('GS2');
+});
+
+test('the home takes a player back after exactly three beats his server did not answer, not fewer', async () => {
+  const pid = 4007;
+  const home = cluster.node('HS2');
+  const c = cluster.client(pid, 'HS2');
+  await c.login();
+  const e = await c.go('GS2');
+  assert.is(e.server, 'GS2');
+  await cluster.until(pid, 'marked at GS2 by HS2', ({ mark }) => mark?.go === 'GS2');
+  // Each question HS2's heartbeat asks GS2 about him: where he stood as it was asked, and whether GS2 answered.
+  const asks: { route: Route | null; answered: boolean }[] = [];
+  const call = home.call;
+  home.call = (async (server: string, method: string, arg?: unknown, options?: CallOptions) => {
+    if (method !== 'player.status' || server !== 'GS2' || !(arg as { pids: number[] }).pids.includes(pid)) {
+      return call.call(home, server, method, arg, options);
+    }
+    const route = await cluster.store.getRoute(pid);
+    try {
+      const answer = await call.call(home, server, method, arg, options);
+      asks.push({ route, answered: true });
+      return answer;
+    } catch (error) {
+      asks.push({ route, answered: false });
+      throw error;
+    }
+  }) as typeof home.call;
+  let killed = false;
+  try {
+    await eventually(async () => {
+      if (!asks.some((ask) => ask.answered)) throw new Error(`asks so far: ${JSON.stringify(asks)}`);
+    }, 'HS2 to ask GS2 about him (and be answered) while GS2 runs');
+    await kill('GS2');
+    killed = true;
+    const back = await cluster.until(pid, "HS2's heartbeat to take him back after GS2 stopped answering",
+      ({ route, mark }) => route?.at === '' && mark === null);
+    assert.equal(back.route, { home: 'HS2', at: '', epoch: e.epoch + 1, online: false });
+    // Beats never overlap, and he is taken back before the beat that took him ends: what was asked
+    // until now is all there will be.
+    const missed = asks.filter((ask) => !ask.answered);
+    assert.is(missed.length, 3, `taken back after ${missed.length} unanswered beats; asks: ${JSON.stringify(asks)}`);
+    for (const [i, ask] of missed.entries()) {
+      assert.equal(ask.route, { home: 'HS2', at: 'GS2', epoch: e.epoch, online: true }, `still away at GS2 when unanswered beat ${i + 1} asked`);
+    }
+  } finally {
+    home.call = call;
+    if (killed) await cluster.serve('GS2'); // for the tests after this one, whatever happened here
+  }
 });
 
 test('login at home while marked at a server that just died: the mark is cleared and he logs in at home', async () => {

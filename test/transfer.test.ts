@@ -8,7 +8,8 @@
  * heartbeat, login at home while away), checking route, mark, the `entered` messages and the
  * player's data after each step; every bad token, each refused with its own kind and changing
  * nothing; a second login while a transfer is pending; two transfers of one player at once; a
- * call made while the player is between servers; the heartbeat during a hop; the operator's
+ * call made while the player is between servers, and one that follows a player who keeps moving
+ * (at most 8 tries); the heartbeat during a hop; the operator's
  * `kuafu transfer` / `kuafu route`; a save by a server that lost the player; a write on an
  * offline copy. Faults (kill, pause) are in transfer-faults.test.ts, the randomized run in
  * transfer-random.test.ts.
@@ -20,8 +21,10 @@ import {
   PlayerMovedError, PlayerOfflineError, ReadOnlyPlayerError, StaleOwnerError,
 } from '../runtime/errors.js';
 import { issueLoginToken, issueToken } from '../runtime/game/tokens.js';
+import { RpcServer } from '../runtime/rpc/rpc-server.js';
+import { createLogger } from '../runtime/util/log.js';
 import type { Route } from '../runtime/store/store.js';
-import { EVENT_DEADLINE_MS, RawConnection, eventually, rejectionOf, runKuafu, within } from './harness/cluster.js';
+import { EVENT_DEADLINE_MS, RawConnection, eventually, quietly, rejectionOf, runKuafu, within } from './harness/cluster.js';
 import { GameCluster, claimsOf } from './harness/game-cluster.js';
 
 const test = suite('transfer');
@@ -432,6 +435,58 @@ test('a call made while the player is between two servers follows him to where h
   const outcome = await within(call, EVENT_DEADLINE_MS, 'the call to finish');
   assert.ok(outcome.ok, `a call to an online player in transit must reach him, not fail with ${outcome.ok ? '' : `${outcome.error.name}: ${outcome.error.message}`}`);
   assert.is((await cluster.stored(pid)).gold, 6);
+});
+
+test('a call follows a player who keeps moving for at most 8 tries, then fails with PlayerMoved; one who stops by the 8th is reached', async () => {
+  // Two stand-ins for game servers (real RPC servers of the cluster, in the registry) between which
+  // the player moves on each time a call reaches him: each claims him for the other one (the route's
+  // compare-and-set, published like any move) and answers that he moved there.
+  const tries: { server: string; id: string; epoch: number }[] = [];
+  let reachedAt = Number.POSITIVE_INFINITY;
+  const log = await quietly(async () => createLogger('stand-in'));
+  const standIns: RpcServer[] = [];
+  for (const [name, other] of [['HOP-A', 'HOP-B'], ['HOP-B', 'HOP-A']] as const) {
+    const server = new RpcServer({
+      name, secret: cluster.config.secret, host: '127.0.0.1', port: 0, log,
+      methods: {
+        'player.invoke': async (arg: { pid: number; id: string }) => {
+          const route = (await cluster.store.getRoute(arg.pid))!;
+          tries.push({ server: name, id: arg.id, epoch: route.epoch });
+          if (tries.length >= reachedAt) return `reached at ${name}`;
+          await cluster.store.claimRoute(arg.pid, { expectEpoch: route.epoch, at: other, online: true });
+          throw new PlayerMovedError(`Player ${arg.pid} moved on to ${other}; the call follows him there.`, { pid: arg.pid, at: other });
+        },
+      },
+    });
+    await server.listen();
+    standIns.push(server);
+    await cluster.store.announceServer({ name, roles: ['game'], rpc: server.url, gateway: '', pid: process.pid }, 600_000);
+  }
+  const movingFrom = async (pid: number) => {
+    await cluster.store.ensureRoute(pid, 'HS');
+    await cluster.store.claimRoute(pid, { expectEpoch: 0, at: 'HOP-A', online: true });
+  };
+  try {
+    // He never stops: the call gives up after its 8th try, each one where his route had moved.
+    await movingFrom(3045);
+    const error = await rejectionOf(cluster.invoke(3045, ['addgold'], [1, 'test:hops']), 60_000, 'the call to give up');
+    assert.is(tries.length, 8, `tries: ${JSON.stringify(tries)}`);
+    assert.instance(error, PlayerMovedError, `${error.name}: ${error.message}`);
+    assert.match(error.message, /after 8 tries/);
+    assert.equal(tries.map((t) => t.server), ['HOP-A', 'HOP-B', 'HOP-A', 'HOP-B', 'HOP-A', 'HOP-B', 'HOP-A', 'HOP-B'], 'each try followed him');
+    assert.equal(tries.map((t) => t.epoch), [1, 2, 3, 4, 5, 6, 7, 8], 'each try found him one move later');
+    assert.is(new Set(tries.map((t) => t.id)).size, 1, 'every try is the same call (one id)');
+
+    // He stops on the 8th: the call reaches him there.
+    tries.length = 0;
+    reachedAt = 8;
+    await movingFrom(3046);
+    assert.is(await within(cluster.invoke(3046, ['addgold'], [1, 'test:hops']), 60_000, 'the call to reach him'), 'reached at HOP-B');
+    assert.is(tries.length, 8, `tries: ${JSON.stringify(tries)}`);
+  } finally {
+    for (const server of standIns) await server.close();
+    for (const name of ['HOP-A', 'HOP-B']) await cluster.store.withdrawServer(name);
+  }
 });
 
 /**
