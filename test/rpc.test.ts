@@ -15,8 +15,14 @@ import {
 } from '../runtime/errors.js';
 import { AUTHENTICATE_METHOD, CHALLENGE_METHOD, newNonce, proofOf } from '../runtime/rpc/auth.js';
 import type { PeerClient } from '../runtime/rpc/peer-client.js';
+import { PRE_HANDSHAKE_MAX_BYTES, RpcServer } from '../runtime/rpc/rpc-server.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../runtime/rpc/values.js';
+import { listenWebSocket } from '../runtime/util/listening.js';
+import { guarded, listenHttp } from '../runtime/util/socket-guard.js';
+import type { Logger } from '../runtime/util/log.js';
+import WebSocket from 'ws';
 import {
-  RawConnection, cleanupCluster, connect, eventually, rejectionOf, runKuafu, spawnKuafu, spawnServe,
+  RawConnection, cleanupCluster, connect, eventually, onCleanup, rejectionOf, runKuafu, spawnKuafu, spawnServe,
   startWsTap, waitForServers, within, writeClusterConfig, type ClusterConfigFile, type ServeProcess,
 } from './harness/cluster.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
@@ -34,6 +40,35 @@ const clients: Record<string, PeerClient> = {};
 async function serve(name: string): Promise<void> {
   servers[name] = await spawnServe(config.path, name, redis.url);
   clients[name] = connect(name, servers[name].url, config.secret);
+}
+
+/** A logger that keeps its lines (level, message and the error's message). */
+function memoryLog(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const log: Logger & { lines: string[] } = {
+    lines,
+    debug: (message) => { lines.push(`debug ${message}`); },
+    info: (message) => { lines.push(`info ${message}`); },
+    warn: (message) => { lines.push(`warn ${message}`); },
+    error: (message, error) => { lines.push(`error ${message}: ${error instanceof Error ? error.message : String(error)}`); },
+    child: () => log,
+  };
+  return log;
+}
+
+/** `promise`, whose failure reads as a plain Error naming `what` (uvu cannot print a KuafuError's details). */
+async function must<T>(promise: Promise<T>, what: string): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    throw new Error(`${what} failed: ${(error as Error).name}: ${(error as Error).message}`);
+  }
+}
+
+/** The frames of a tap from `from` on, and the largest of them in bytes. */
+function framesSince(frames: string[], from: number): { frames: string[]; largest: number } {
+  const since = frames.slice(from);
+  return { frames: since, largest: Math.max(0, ...since.map((frame) => Buffer.byteLength(frame))) };
 }
 
 /** On a raw connection: answers the server's challenge as a server of the cluster would, by hand. */
@@ -160,6 +195,126 @@ test('many calls made in one tick travel as one batch and each gets its own answ
   }
 });
 
+test('calls of one tick bigger than one message travel in several, each under the server\'s limit, and all are answered', async () => {
+  // Issue 10, finding 5: 12 calls of 800 KB made one 9.6 MB batch; GS1 closed the shared
+  // connection (1009, over its 8 MiB) and every call on it, related or not, failed ServerUnavailable.
+  const tap = await startWsTap(servers.GS1!.url);
+  const client = connect('GS1', tap.url, config.secret);
+  await client.call('cluster.ping');
+  const challenge = JSON.parse(tap.received[0]!);
+  assert.is(challenge.method, CHALLENGE_METHOD);
+  const sentBefore = tap.sent.length;
+  const receivedBefore = tap.received.length;
+
+  const values = Array.from({ length: 12 }, (_, i) => `${i}:`.padEnd(800_000, String.fromCharCode(97 + i)));
+  const [echoes, unrelated] = await must(within(Promise.all([
+    Promise.all(values.map((value) => client.call<string>('cluster.echo', value, { timeoutMs: 60_000 }))),
+    client.call<{ server: string }>('cluster.ping', null, { timeoutMs: 60_000 }),
+  ]), 90_000, 'the big calls and the unrelated one'), 'the big calls and the unrelated one');
+  assert.ok(echoes.every((echo, i) => echo === values[i]), 'each big call got its own value back');
+  assert.is(unrelated.server, 'GS1', 'the unrelated call of the same tick is answered');
+  assert.ok(client.connected, 'the connection stayed up');
+
+  const sent = framesSince(tap.sent, sentBefore);
+  const received = framesSince(tap.received, receivedBefore);
+  assert.ok(sent.frames.length >= 2, `the tick went out in several messages, not ${sent.frames.length}`);
+  assert.ok(sent.largest <= DEFAULT_MAX_MESSAGE_BYTES, `no message over the server's ${DEFAULT_MAX_MESSAGE_BYTES} bytes: the largest is ${sent.largest}`);
+  assert.ok(received.largest <= DEFAULT_MAX_MESSAGE_BYTES, `no answer over ${DEFAULT_MAX_MESSAGE_BYTES} bytes: the largest is ${received.largest}`);
+  assert.not.ok(received.frames.some((frame) => frame.includes(CHALLENGE_METHOD)), 'no new connection was needed');
+  assert.is(challenge.params.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 'the challenge tells the client the limit');
+});
+
+test('one call too large for any message is refused before it is sent, naming its argument; its tick\'s other calls go on', async () => {
+  const tap = await startWsTap(servers.HS!.url);
+  // A client that lets a value be bigger than a message may be (maxValueBytes over maxMessageBytes).
+  const client = connect('HS', tap.url, config.secret, { maxValueBytes: 32 * 1024 * 1024 });
+  await client.call('cluster.ping');
+  const sentBefore = tap.sent.length;
+
+  const huge = 'h'.repeat(9 * 1024 * 1024);
+  const [refused, small] = await must(within(Promise.all([
+    rejectionOf(client.call('cluster.echo', { huge }), 30_000, 'the huge call to be refused'),
+    client.call('cluster.echo', 'small', { timeoutMs: 30_000 }),
+  ]), 60_000, 'the two calls'), 'the two calls');
+  assert.instance(refused, ValueTypeError, `${refused.name}: ${refused.message}`);
+  assert.is((refused as ValueTypeError).details.path, 'the argument of cluster.echo');
+  assert.match(refused.message, /the argument of cluster\.echo is too large to send/);
+  assert.ok(refused.message.includes(`at most ${DEFAULT_MAX_MESSAGE_BYTES} bytes`), refused.message);
+  assert.is(small, 'small');
+  const sent = framesSince(tap.sent, sentBefore);
+  assert.is(sent.frames.length, 1, 'only the small call went out');
+  assert.ok(sent.largest < 1024, `the message sent is the small call alone (${sent.largest} bytes)`);
+  assert.ok(client.connected);
+});
+
+test('a server names its limit in the challenge, the client splits under it, and answers are split under it too', async () => {
+  const LIMIT = 64 * 1024;
+  const log = memoryLog();
+  let reads = 0;
+  const server = new RpcServer({
+    name: 'SMALL', secret: config.secret, host: '127.0.0.1', port: 0, log, maxMessageBytes: LIMIT,
+    methods: {
+      'test.echo': async (arg) => arg,
+      'test.text': async (length: number) => 'x'.repeat(length),
+      // Its answer throws when it is made into a string, as one over V8's longest string does (RangeError).
+      'test.unsendable': async () => ({
+        get value() {
+          if (reads++ > 0) throw new RangeError('Invalid string length');
+          return 1;
+        },
+      }),
+    },
+  });
+  onCleanup(() => server.close());
+  const tap = await startWsTap(await server.listen());
+  const client = connect('SMALL', tap.url, config.secret); // its own limit is the default, 8 MiB
+  await client.call('test.echo', 'hello');
+  const challenge = JSON.parse(tap.received[0]!);
+  const sentBefore = tap.sent.length;
+  const receivedBefore = tap.received.length;
+
+  const values = Array.from({ length: 20 }, (_, i) => `${i}:`.padEnd(10_000, 'v'));
+  const lengths = [20_000, 30_000, 40_000, 50_000];
+  const [echoes, texts, tooLong, unsendable, unrelated] = await must(within(Promise.all([
+    Promise.all(values.map((value) => client.call<string>('test.echo', value))),
+    Promise.all(lengths.map((length) => client.call<string>('test.text', length))),
+    rejectionOf(client.call('test.text', 100_000), 20_000, 'a result over the limit to fail'),
+    rejectionOf(client.call('test.unsendable'), 20_000, 'a result that cannot be made a string to fail'),
+    client.call('test.echo', 'unrelated'),
+  ]), 30_000, 'the calls'), 'the calls');
+  assert.equal(echoes, values);
+  assert.equal(texts.map((text) => text.length), lengths);
+  assert.instance(tooLong, ValueTypeError, `${tooLong.name}: ${tooLong.message}`);
+  assert.match(tooLong.message, new RegExp(`too large to send: a message between servers carries at most ${LIMIT} bytes`));
+  assert.instance(unsendable, ValueTypeError, `${unsendable.name}: ${unsendable.message}`);
+  assert.match(unsendable.message, /too large to send/);
+  assert.is(unrelated, 'unrelated');
+
+  const sent = framesSince(tap.sent, sentBefore);
+  const received = framesSince(tap.received, receivedBefore);
+  assert.ok(sent.frames.length >= 4, `the 200 KB of requests went out in several messages, not ${sent.frames.length}`);
+  assert.ok(sent.largest <= LIMIT, `no request message over ${LIMIT} bytes: the largest is ${sent.largest}`);
+  assert.ok(received.frames.length >= 4, `the answers came in several messages, not ${received.frames.length}`);
+  assert.ok(received.largest <= LIMIT, `no answer over ${LIMIT} bytes: the largest is ${received.largest}`);
+  assert.not.ok(received.frames.some((frame) => frame.includes(CHALLENGE_METHOD)), 'the connection stayed up');
+  assert.ok(client.connected);
+  assert.ok(log.lines.some((line) => /^warn the answer to request \d+ could not be sent/.test(line)), log.lines.join('\n'));
+  assert.is(challenge.params.maxMessageBytes, LIMIT);
+  assert.is(await client.call('test.echo', 'still here'), 'still here');
+
+  // Calls made before a first connection are checked against the client's own limit (8 MiB); once
+  // the challenge names a smaller one, a request bigger than it alone is refused, not sent.
+  const fresh = connect('SMALL', tap.url, config.secret);
+  const [early, small] = await must(within(Promise.all([
+    rejectionOf(fresh.call('test.echo', 'y'.repeat(100_000)), 20_000, 'the big first call to be refused'),
+    fresh.call('test.echo', 'small'),
+  ]), 30_000, 'the first calls'), 'the first calls of a new client');
+  assert.instance(early, ValueTypeError, `${early.name}: ${early.message}`);
+  assert.is((early as ValueTypeError).details.path, 'the argument of test.echo');
+  assert.ok(early.message.includes(`server SMALL accepts at most ${LIMIT} bytes in one message`), early.message);
+  assert.is(small, 'small');
+});
+
 test('a hand-made batch is answered by id, each request on its own merits', async () => {
   const raw = await RawConnection.open(servers.DC!.url);
   await authenticateByHand(raw, 'DC', config.secret);
@@ -181,7 +336,7 @@ test('a hand-made batch is answered by id, each request on its own merits', asyn
 
 // ---- strangers are refused ----------------------------------------------------------------------
 
-test('a connection that has not proven the secret runs nothing', async () => {
+test('a connection that has not proven the secret runs nothing, gets one short answer and is closed', async () => {
   const raw = await RawConnection.open(servers.DC!.url);
   const challenge = await raw.next('the challenge');
   assert.is(challenge.method, CHALLENGE_METHOD);
@@ -192,20 +347,100 @@ test('a connection that has not proven the secret runs nothing', async () => {
   assert.is(refused.error.data.kind, 'Unauthenticated');
   assert.is(refused.error.code, -32011);
   assert.match(refused.error.message, /authenticat/);
+  assert.is(await within(raw.closed, 10_000, 'the server to close the connection'), 4002);
+  assert.match(raw.closeReason, /before the handshake/);
 
-  const batch = await raw.exchange([
+  const batcher = await RawConnection.open(servers.DC!.url);
+  await batcher.next('the challenge');
+  const batch = await batcher.exchange([
     { jsonrpc: '2.0', id: 2, method: 'profile.update', params: [{ pid: 3001, fields: { gold: 1e9 } }] },
     { jsonrpc: '2.0', id: 3, method: 'cluster.info', params: [null] },
   ]);
-  assert.equal(batch.map((r: { id: number; error: { data: { kind: string } } }) => [r.id, r.error.data.kind]), [[2, 'Unauthenticated'], [3, 'Unauthenticated']]);
+  assert.not.ok(Array.isArray(batch), 'one answer for the whole batch, not one per request');
+  assert.is(batch.id, null);
+  assert.is(batch.error.data.kind, 'Unauthenticated');
+  assert.is(await within(batcher.closed, 10_000, 'the server to close the connection'), 4002);
   assert.is(await clients.DC!.call('profile.get', { pid: 3001 }), null, 'the refused update changed nothing');
 
-  const forged = await raw.exchange({
+  const forger = await RawConnection.open(servers.DC!.url);
+  const forgerChallenge = await forger.next('the challenge');
+  const forged = await forger.exchange({
     jsonrpc: '2.0', id: 4, method: AUTHENTICATE_METHOD,
-    params: { client: 'intruder', nonce: newNonce(), proof: proofOf('not the cluster secret', challenge.params.nonce, 'intruder') },
+    params: { client: 'intruder', nonce: newNonce(), proof: proofOf('not the cluster secret', forgerChallenge.params.nonce, 'intruder') },
   });
   assert.is(forged.error.data.kind, 'Unauthenticated');
-  assert.is(await within(raw.closed, 10_000, 'the server to close the connection'), 4003);
+  assert.is(await within(forger.closed, 10_000, 'the server to close the connection'), 4003);
+});
+
+test('before the handshake a big message closes the connection unanswered; a 4.5 MB batch leaves the server running', async () => {
+  // Issue 10, finding 1: a 1 MB [1,1,…] batch got a 131 MB answer (one error per element), and a
+  // 4.5 MB one threw RangeError (Invalid string length) in the ws listener and ended the process.
+  const dc = servers.DC!;
+  for (const bytes of [4_500_000, 8_000_000, 1_000_000, PRE_HANDSHAKE_MAX_BYTES + 1]) {
+    const raw = await RawConnection.open(dc.url);
+    await raw.next('the challenge');
+    const ones = `[${'1,'.repeat(Math.floor((bytes - 2) / 2))}1]`.slice(0, bytes - 1) + ']';
+    raw.send(ones);
+    const code = await within(raw.closed, 20_000, `the server to close the connection after ${bytes} bytes`);
+    assert.is(code, 1009, `a ${bytes}-byte message before the handshake closes with 1009, not ${code}\n${dc.describe()}`);
+    assert.match(raw.closeReason, new RegExp(`over ${PRE_HANDSHAKE_MAX_BYTES} bytes before the handshake`));
+    const answer = await rejectionOf(raw.nextText('an answer'), 5000, 'no answer to come');
+    assert.match(answer.message, /closed \(code 1009\) before sending/, 'nothing was answered');
+  }
+
+  // A batch that fits the limit: one short answer, then the connection is closed.
+  const raw = await RawConnection.open(dc.url);
+  await raw.next('the challenge');
+  const ones = `[${Array.from({ length: Math.floor((PRE_HANDSHAKE_MAX_BYTES - 1) / 2) }, () => '1').join(',')}]`;
+  assert.ok(Buffer.byteLength(ones) <= PRE_HANDSHAKE_MAX_BYTES && ones.length > PRE_HANDSHAKE_MAX_BYTES - 2);
+  raw.send(ones);
+  const text = await raw.nextText('the one answer');
+  assert.ok(text.length < 1024, `a short answer, not ${text.length} characters`);
+  const answer = JSON.parse(text);
+  assert.not.ok(Array.isArray(answer), 'one answer, not one per element');
+  assert.is(answer.error.data.kind, 'Unauthenticated');
+  assert.is(await within(raw.closed, 10_000, 'the server to close the connection'), 4002);
+  await rejectionOf(raw.nextText('a second answer'), 5000, 'no second answer');
+
+  assert.is(dc.exit, null, `kuafu serve DC is still running\n${dc.describe()}`);
+  assert.is((await clients.DC!.call<{ server: string }>('cluster.ping')).server, 'DC', 'and answers');
+  assert.is((await clients.HS!.call<{ server: string }>('cluster.probe', { server: 'DC' })).server, 'DC', 'its peers too');
+  assert.not.match(dc.stderr, /RangeError|uncaught/i, dc.describe());
+});
+
+test('a socket listener that throws ends that connection (1011) or answers that request 500, logs it, and the server goes on', async () => {
+  const log = memoryLog();
+  const { wss, url } = await listenWebSocket({ host: '127.0.0.1', port: 0 }, log, 'test server');
+  onCleanup(() => new Promise<void>((resolve) => { for (const ws of wss.clients) ws.terminate(); wss.close(() => resolve()); }));
+  wss.on('connection', (ws: WebSocket) => {
+    ws.on('message', guarded(ws, log, 'test server', (data: Buffer) => {
+      if (data.toString() === 'throw') throw new RangeError('Invalid string length');
+      ws.send(`echo ${data.toString()}`);
+    }));
+  });
+  const thrower = await RawConnection.open(url);
+  thrower.send('throw');
+  assert.is(await within(thrower.closed, 10_000, 'the connection to be closed'), 1011);
+  const other = await RawConnection.open(url);
+  other.send('after');
+  assert.is(await other.nextText('the echo'), 'echo after', 'the server goes on');
+  assert.ok(log.lines.some((line) => /^error test server: handling a message failed.*Invalid string length/.test(line)), log.lines.join('\n'));
+
+  const http = await listenHttp('127.0.0.1', 0, (request, response) => {
+    if (request.url === '/sync') throw new Error('thrown at once');
+    if (request.url === '/async') return Promise.reject(new Error('rejected later'));
+    response.end('fine');
+    return undefined;
+  }, log, 'test endpoint');
+  onCleanup(() => new Promise<void>((resolve) => { http.server.closeAllConnections(); http.server.close(() => resolve()); }));
+  for (const path of ['/sync', '/async']) {
+    const response = await within(fetch(`${http.url}${path}`), 10_000, `GET ${path}`);
+    assert.is(response.status, 500, path);
+    assert.match(await response.text(), /failed to answer this request/);
+  }
+  assert.is(await (await within(fetch(`${http.url}/ok`), 10_000, 'GET /ok')).text(), 'fine');
+  assert.ok(log.lines.some((line) => line.includes('answering GET /sync failed') && line.includes('thrown at once')), log.lines.join('\n'));
+  assert.ok(log.lines.some((line) => line.includes('answering GET /async failed') && line.includes('rejected later')), log.lines.join('\n'));
 });
 
 test('a PeerClient with the wrong secret is refused with UnauthenticatedError', async () => {

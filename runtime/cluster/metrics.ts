@@ -8,9 +8,9 @@
  * online, peers connected, whether the store answers, script bundles (calls in flight, heap,
  * isolates made again), and the process (CPU, memory, event loop lag: prom-client's defaults).
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { addressUrl } from '../util/listening.js';
+import { listenHttp } from '../util/socket-guard.js';
 import type { Logger } from '../util/log.js';
 
 /** What the metrics read from their server when scraped. */
@@ -112,26 +112,24 @@ export class ServerMetrics {
 
   /** Serves `GET /metrics` on `host:port` (0 picks a free port); resolves with `http://host:port/metrics`. */
   async listen(host: string, port: number, log: Logger): Promise<string> {
-    const http = createServer((request, response) => {
+    // listenHttp answers 500 (and logs) for anything the handler throws: a scrape never ends the server.
+    const { server, url } = await listenHttp(host, port, async (request, response) => {
       if (request.method !== 'GET' || (request.url ?? '').split('?')[0] !== '/metrics') {
         response.writeHead(404, { 'content-type': 'text/plain' }).end('Not found: the metrics are at GET /metrics\n');
         return;
       }
-      this.text().then(
-        (text) => response.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
-        (error: Error) => {
-          log.error('metrics: collecting failed', error);
-          response.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting the metrics failed: ${error.message}\n`);
-        },
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(port, host, () => resolve());
-    });
-    http.on('error', (error) => log.error('metrics endpoint error', error));
-    this.http = http;
-    this.boundUrl = `${addressUrl('http', host, http.address())}/metrics`;
+      let text: string;
+      try {
+        text = await this.text();
+      } catch (error) {
+        log.error('metrics: collecting failed', error);
+        response.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting the metrics failed: ${(error as Error).message}\n`);
+        return;
+      }
+      response.writeHead(200, { 'content-type': this.registry.contentType }).end(text);
+    }, log, 'metrics endpoint');
+    this.http = server;
+    this.boundUrl = `${url}/metrics`;
     return this.boundUrl;
   }
 

@@ -3,10 +3,12 @@
  * response with HMAC-SHA256, so the secret itself never crosses the wire and a recorded exchange
  * cannot be replayed (each side picks a fresh nonce).
  *
- * 1. server → client, on connect: `cluster.challenge {server, nonce}` (a notification).
+ * 1. server → client, on connect: `cluster.challenge {server, nonce, maxMessageBytes}` (a notification;
+ *    `maxMessageBytes`: the largest message it accepts, so the client can keep its batches under it).
  * 2. client → server: `cluster.authenticate {client, nonce: clientNonce, proof: hmac(nonce, client)}`.
  * 3. server → client: result `{server, proof: hmac(clientNonce, server)}`, or an Unauthenticated error.
- * Until step 3 succeeds, every other request on the connection is refused with Unauthenticated.
+ * Until step 3 succeeds, anything else on the connection gets one Unauthenticated answer and the
+ * connection is closed (rpc-server.ts).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 

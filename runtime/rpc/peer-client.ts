@@ -5,17 +5,20 @@
  *   with the cluster secret before anything else (auth.ts) and checks the peer's own proof.
  * - Calls made in the same tick travel as one JSON-RPC batch in one message; replies are matched
  *   by id (they may come in any order). That is where kuafu gains over one message per call.
+ *   A batch bigger than the peer accepts in one message (`maxMessageBytes`, or less when the
+ *   peer's challenge says so) is split into several, each under it; one call too large for any
+ *   message is refused before it is sent (ValueTypeError naming its argument).
  * - Every call has a deadline (TimeoutError); a peer that cannot be reached, or whose connection
  *   closes before it answers, fails its calls with ServerUnavailableError at once.
  * - Arguments are checked before anything is sent (values.ts): a ValueTypeError names the part.
  */
 import WebSocket from 'ws';
 import {
-  InternalError, ServerUnavailableError, TimeoutError, UnauthenticatedError, fromWire, type WireError,
+  InternalError, ServerUnavailableError, TimeoutError, UnauthenticatedError, ValueTypeError, fromWire, type WireError,
 } from '../errors.js';
 import { AUTHENTICATE_METHOD, CHALLENGE_METHOD, checkProof, newNonce, proofOf } from './auth.js';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeChecked, encodeValue } from './values.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeChecked, encodeValue } from './values.js';
 
 export interface PeerClientOptions {
   /** Our own server name, proven in the handshake. */
@@ -29,6 +32,11 @@ export interface PeerClientOptions {
   timeoutMs?: number;
   /** Largest argument, bytes (default 1 MiB). */
   maxValueBytes?: number;
+  /**
+   * Largest message the peer accepts, bytes (default DEFAULT_MAX_MESSAGE_BYTES, an RpcServer's
+   * default): no message sent is bigger. A peer whose challenge names a smaller limit gets that.
+   */
+  maxMessageBytes?: number;
 }
 
 /** Per-call options. */
@@ -58,6 +66,9 @@ interface Reply {
 
 type State = 'idle' | 'connecting' | 'authenticating' | 'open';
 
+/** A peer's challenge naming a smaller message limit than this is ignored (the handshake alone takes a few hundred bytes). */
+const MIN_MESSAGE_LIMIT = 1024;
+
 function zeroMask(mask: Buffer): void {
   mask.fill(0);
 }
@@ -69,12 +80,18 @@ export class PeerClient {
   private clientNonce = '';
   private lastError = '';
   private readonly pending = new Map<number, Pending>();
+  /** The requests of this tick (their text, id), and the sum of their lengths. */
   private outbox: string[] = [];
+  private outboxIds: number[] = [];
+  private outboxChars = 0;
   private flushScheduled = false;
   private nextId = 1;
   private closed = false;
   private readonly timeoutMs: number;
   private readonly maxValueBytes: number;
+  private readonly maxMessageBytes: number;
+  /** What the peer accepts in one message: maxMessageBytes, or what its challenge said when less. */
+  private messageLimit: number;
   private readonly flushBound = () => this.flush();
   /**
    * One timer watches every call's deadline (a timer per call cost more than the rest of a call's
@@ -89,6 +106,8 @@ export class PeerClient {
   constructor(private readonly options: PeerClientOptions) {
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.messageLimit = this.maxMessageBytes;
   }
 
   /** The peer's name. */
@@ -143,6 +162,15 @@ export class PeerClient {
     }
     const id = this.nextId++;
     const text = `{"jsonrpc":"2.0","id":${id},"method":${JSON.stringify(method)},"params":${params}}`;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: only a long text needs counting.
+    if (text.length * 3 > this.messageLimit) {
+      const bytes = Buffer.byteLength(text);
+      if (bytes > this.messageLimit) {
+        const error = this.tooLarge(method, bytes);
+        queueMicrotask(() => done(false, error));
+        return;
+      }
+    }
     const timeoutMs = options?.timeoutMs ?? this.timeoutMs;
     const deadline = performance.now() + timeoutMs;
     this.pending.set(id, { method, done, deadline, timeoutMs });
@@ -152,6 +180,8 @@ export class PeerClient {
       this.timerRefed = true;
     }
     this.outbox.push(text);
+    this.outboxIds.push(id);
+    this.outboxChars += text.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flushBound);
@@ -206,13 +236,62 @@ export class PeerClient {
       return;
     }
     const batch = this.outbox;
+    const ids = this.outboxIds;
+    const chars = this.outboxChars;
     this.outbox = [];
-    this.ws!.send(batch.length === 1 ? batch[0]! : `[${batch.join(',')}]`);
+    this.outboxIds = [];
+    this.outboxChars = 0;
+    if ((chars + batch.length + 1) * 3 <= this.messageLimit) {
+      this.ws!.send(batch.length === 1 ? batch[0]! : `[${batch.join(',')}]`);
+    } else {
+      this.sendSplit(batch, ids);
+    }
+  }
+
+  /** Sends a tick's requests as messages of at most `messageLimit` bytes; a request bigger than that alone is refused. */
+  private sendSplit(batch: string[], ids: number[]): void {
+    const limit = this.messageLimit;
+    let part: string[] = [];
+    let bytes = 1; // '[' and, per request, the request and ',' or ']'
+    const sendPart = () => {
+      this.ws!.send(part.length === 1 ? part[0]! : `[${part.join(',')}]`);
+      part = [];
+      bytes = 1;
+    };
+    for (let i = 0; i < batch.length; i++) {
+      const text = batch[i]!;
+      const size = Buffer.byteLength(text);
+      if (size > limit) {
+        // Checked when it was made, against a limit the peer's challenge has lowered since.
+        const call = this.pending.get(ids[i]!);
+        if (call) {
+          this.pending.delete(ids[i]!);
+          end(call, false, this.tooLarge(call.method, size));
+        }
+        continue;
+      }
+      if (part.length > 0 && bytes + size + 1 > limit) sendPart();
+      part.push(text);
+      bytes += size + 1;
+    }
+    if (part.length > 0) sendPart();
+    if (this.pending.size === 0) this.idleTimer();
+  }
+
+  /** The refusal of a call whose request alone is bigger than a message to the peer may be. */
+  private tooLarge(method: string, bytes: number): ValueTypeError {
+    const label = `the argument of ${method}`;
+    return new ValueTypeError(
+      `${label} is too large to send: its request is ${bytes} bytes, and server ${this.options.peer} accepts at most ` +
+        `${this.messageLimit} bytes in one message (maxMessageBytes). Send less in one call.`,
+      { path: label },
+    );
   }
 
   private connect(): void {
     this.state = 'connecting';
     this.lastError = '';
+    this.messageLimit = this.maxMessageBytes; // until this connection's challenge says otherwise
     Promise.resolve()
       .then(() => this.options.resolveUrl())
       .then(
@@ -279,10 +358,14 @@ export class PeerClient {
   private handshake(message: Reply): void {
     const { peer, self, secret } = this.options;
     if (message.method === CHALLENGE_METHOD) {
-      const challenge = (message.params ?? {}) as { server?: unknown; nonce?: unknown };
+      const challenge = (message.params ?? {}) as { server?: unknown; nonce?: unknown; maxMessageBytes?: unknown };
       if (challenge.server !== peer || typeof challenge.nonce !== 'string') {
         this.refuse(`expected server ${peer} at ${this.url}, but ${JSON.stringify(challenge.server)} answered. Check the addresses in the config or registry.`);
         return;
+      }
+      const accepts = challenge.maxMessageBytes;
+      if (typeof accepts === 'number' && Number.isSafeInteger(accepts) && accepts >= MIN_MESSAGE_LIMIT && accepts < this.messageLimit) {
+        this.messageLimit = accepts;
       }
       this.clientNonce = newNonce();
       const proof = proofOf(secret, challenge.nonce, self);
@@ -350,6 +433,8 @@ export class PeerClient {
     this.pending.clear();
     this.idleTimer();
     this.outbox = [];
+    this.outboxIds = [];
+    this.outboxChars = 0;
     for (const call of calls) {
       end(call, false, error ?? new ServerUnavailableError(message(call.method), { server: this.options.peer }));
     }

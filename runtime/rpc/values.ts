@@ -14,6 +14,13 @@ import { ValueTypeError } from '../errors.js';
 /** The default largest encoded value, in bytes (roughly): 1 MiB. */
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
 
+/**
+ * The default largest message between servers, in bytes (UTF-8, exactly): 8 MiB. A server closes
+ * a connection that sends a bigger one (1009), so a client splits its batches under the limit of
+ * the server it calls, and a server its answers under its own.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
 const ALLOWED = 'null, undefined, boolean, number, string, bigint, Date, arrays, plain objects, Map and Set';
 
 interface Walk {

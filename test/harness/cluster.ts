@@ -394,6 +394,8 @@ export class RawConnection {
   private readonly inbox: string[] = [];
   private readonly waiters: Array<() => void> = [];
   closeCode: number | null = null;
+  /** The reason the close frame gave ('' when none). */
+  closeReason = '';
   readonly closed: Promise<number>;
 
   private constructor(readonly ws: WebSocket, readonly url: string) {
@@ -402,8 +404,9 @@ export class RawConnection {
       this.wake();
     });
     this.closed = new Promise((resolve) => {
-      ws.once('close', (code) => {
+      ws.once('close', (code, reason) => {
         this.closeCode = code;
+        this.closeReason = reason.toString();
         this.wake();
         resolve(code);
       });
