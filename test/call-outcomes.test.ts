@@ -13,16 +13,12 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { KuafuClient } from '../runtime/client/kuafu-client.js';
-import { parseConfig, type StoreConfig } from '../runtime/cluster/config.js';
-import { startServers, type RunningServers } from '../runtime/cluster/start.js';
 import { StoreUnavailableError } from '../runtime/errors.js';
 import { Player, REFERENCE_PLAYER_MODEL, type PlayerDocument, type PlayerModel } from '../runtime/game/player.js';
-import { issueLoginToken } from '../runtime/game/tokens.js';
 import type { PeerClient } from '../runtime/rpc/peer-client.js';
 import type { FencedSave, Store } from '../runtime/store/store.js';
-import { cleanupCluster, connect, onCleanup, quietly, rejectionOf, within, EVENT_DEADLINE_MS } from './harness/cluster.js';
-import { startRedis } from './harness/redis.js';
+import { rejectionOf, within, EVENT_DEADLINE_MS } from './harness/cluster.js';
+import { HomeServer } from './harness/home-server.js';
 
 const SECRET = 'call-outcomes-secret-0123';
 
@@ -85,41 +81,23 @@ class SaveSpy {
 
 for (const kind of ['memory', 'redis'] as const) {
   const test = suite(`call outcomes (${kind} store)`);
-  let running: RunningServers;
+  let hs: HomeServer;
   let peer: PeerClient;
   let spy: SaveSpy;
   let nextPid = kind === 'memory' ? 7100 : 7200;
   let callCounter = 0;
 
   test.before(async () => {
-    let store: StoreConfig = { kind: 'memory' };
-    if (kind === 'redis') {
-      const redis = await startRedis({ persistent: false });
-      onCleanup(() => redis.stop());
-      store = { kind: 'redis', url: redis.url };
-    }
-    running = await quietly(() => startServers(parseConfig({
-      secret: SECRET,
-      scriptsDir: '',
-      store,
-      servers: [{ name: 'HS', roles: ['game'], rpcPort: 0, gatewayPort: 0 }],
-    }, 'call-outcomes.json', {}), undefined, { game: { model: BRITTLE_MODEL } }));
-    spy = new SaveSpy(running.store);
-    peer = connect('HS', running.nodes[0]!.rpcUrl, SECRET);
+    hs = await HomeServer.start(kind, { secret: SECRET, model: BRITTLE_MODEL });
+    spy = new SaveSpy(hs.store);
+    peer = hs.peer;
   });
   test.after(async () => {
-    await running?.stop();
-    await cleanupCluster();
+    await hs?.stop();
   });
 
   /** A new player, logged in at HS by a real client. */
-  async function online(): Promise<number> {
-    const pid = nextPid++;
-    const client = new KuafuClient({ pid, homeUrl: running.nodes[0]!.gatewayUrl, loginToken: () => issueLoginToken(SECRET, pid, 'HS') });
-    onCleanup(() => client.close());
-    await client.login();
-    return pid;
-  }
+  const online = () => hs.online(nextPid++);
   const newId = () => `test:${kind}:${++callCounter}`;
   const invoke = (pid: number, path: string[], args: unknown[], id: string) => peer.call('player.invoke', { pid, path, args, id });
   /** A call in a message of its own (calls of one tick share one batch, answered together). */
@@ -127,7 +105,7 @@ for (const kind of ['memory', 'redis'] as const) {
     await new Promise((resolve) => setImmediate(resolve));
     await peer.call('route.get', { pid });
   };
-  const goldInStore = async (pid: number) => ((await running.store.loadDocument(pid))!.data as PlayerDocument).gold;
+  const goldInStore = async (pid: number) => ((await hs.store.loadDocument(pid))!.data as PlayerDocument).gold;
 
   test('a call is stored before it is answered, and the saves of one tick travel in one write', async () => {
     const pids = [await online(), await online(), await online()];

@@ -14,14 +14,10 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { KuafuClient } from '../runtime/client/kuafu-client.js';
-import { parseConfig, type StoreConfig } from '../runtime/cluster/config.js';
-import { startServers, type RunningServers } from '../runtime/cluster/start.js';
 import { Player, REFERENCE_PLAYER_MODEL, type Mail, type PlayerDocument, type PlayerModel } from '../runtime/game/player.js';
-import { issueLoginToken } from '../runtime/game/tokens.js';
 import type { PeerClient } from '../runtime/rpc/peer-client.js';
-import { cleanupCluster, connect, onCleanup, quietly, rejectionOf } from './harness/cluster.js';
-import { startRedis } from './harness/redis.js';
+import { rejectionOf } from './harness/cluster.js';
+import { HomeServer } from './harness/home-server.js';
 
 const SECRET = 'player-limits-secret-0123';
 const LIMITS = { documentBytes: 16_000, mails: 12, mailTitleBytes: 40, mailBodyBytes: 1500, mailItems: 3 };
@@ -42,43 +38,27 @@ const MODEL: PlayerModel = {
 
 for (const kind of ['memory', 'redis'] as const) {
   const test = suite(`player limits (${kind} store)`);
-  let running: RunningServers;
+  let hs: HomeServer;
   let peer: PeerClient;
   let nextPid = kind === 'memory' ? 7300 : 7400;
   let callCounter = 0;
 
   test.before(async () => {
-    let store: StoreConfig = { kind: 'memory' };
-    if (kind === 'redis') {
-      const redis = await startRedis({ persistent: false });
-      onCleanup(() => redis.stop());
-      store = { kind: 'redis', url: redis.url };
-    }
-    running = await quietly(() => startServers(parseConfig({
-      secret: SECRET,
-      scriptsDir: '',
-      store,
-      playerLimits: LIMITS,
-      servers: [{ name: 'HS', roles: ['game'], rpcPort: 0, gatewayPort: 0 }],
-    }, 'player-limits.json', {}), undefined, { game: { model: MODEL } }));
-    peer = connect('HS', running.nodes[0]!.rpcUrl, SECRET);
+    hs = await HomeServer.start(kind, { secret: SECRET, model: MODEL, config: { playerLimits: LIMITS } });
+    peer = hs.peer;
   });
   test.after(async () => {
-    await running?.stop();
-    await cleanupCluster();
+    await hs?.stop();
   });
 
   /** A player logged in at HS by a real client; `stored` is his document in the store before he logs in. */
   async function online(stored?: Partial<PlayerDocument>): Promise<number> {
     const pid = nextPid++;
     if (stored) {
-      await running.store.ensureRoute(pid, 'HS');
-      await running.store.saveDocument(pid, 0, { ...Player.newDocument(pid), ...stored });
+      await hs.store.ensureRoute(pid, 'HS');
+      await hs.store.saveDocument(pid, 0, { ...Player.newDocument(pid), ...stored });
     }
-    const client = new KuafuClient({ pid, homeUrl: running.nodes[0]!.gatewayUrl, loginToken: () => issueLoginToken(SECRET, pid, 'HS') });
-    onCleanup(() => client.close());
-    await client.login();
-    return pid;
+    return hs.online(pid);
   }
   /** A call through player RPC; a refusal keeps its `kind` and says it in its message (uvu prints only that). */
   const call = <T = unknown>(pid: number, path: string[], args: unknown[]) =>
@@ -90,7 +70,7 @@ for (const kind of ['memory', 'redis'] as const) {
     const error = await rejectionOf(call(pid, path, args), 20_000, `${path.join('.')} to be refused`) as Error & { kind?: string };
     return { kind: error.kind, message: error.message };
   };
-  const stored = async (pid: number) => (await running.store.loadDocument(pid))!.data as PlayerDocument & { junk?: string };
+  const stored = async (pid: number) => (await hs.store.loadDocument(pid))!.data as PlayerDocument & { junk?: string };
   const mail = (i: number, body = 'b') => ({ title: `mail ${i}`, body, gold: 1, items: [{ type: ITEM, count: 1 }] });
 
   test('gold and item counts stay safe integers: a change whose result is not one is refused and changes nothing', async () => {
