@@ -18,7 +18,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../errors.js';
+import { ConfigError, NotFoundError } from '../errors.js';
 
 /** The roles a server can host (DESIGN §1). */
 export const ROLES = ['game', 'datacenter', 'guild', 'rank', 'account', 'battle'] as const;
@@ -246,4 +246,21 @@ export function serverNamed(config: ClusterConfig, name: string): ServerConfig {
     throw new ConfigError(`${config.source} has no server named ${name}; it has ${config.servers.map((s) => s.name).join(', ')}.`, { source: config.source });
   }
   return server;
+}
+
+/** The longest part of a name from outside that messages repeat. */
+const NAME_SHOWN = 64;
+
+/** A name from outside as messages repeat it: cut short when long. */
+export function shownName(name: string): string {
+  return name.length > NAME_SHOWN ? `${name.slice(0, NAME_SHOWN)}…` : name;
+}
+
+/** NotFoundError for a server name that is not in the config. */
+export function notInConfig(server: string): NotFoundError {
+  const shown = shownName(server);
+  return new NotFoundError(
+    `There is no server ${JSON.stringify(shown)} in the cluster config; 'kuafu status' lists the servers.`,
+    { server: shown },
+  );
 }

@@ -4,7 +4,7 @@
  * Client → server (JSON, one object per message):
  *   {type: 'login', pid, token}   log in at the home server with a login token
  *   {type: 'enter', pid, token}   arrive with a transfer token (from connect_to), passed on unchanged
- *   {type: 'go', server}          ask to be moved to another game server
+ *   {type: 'go', server}          ask to be moved to another game server (of the cluster config: any other name is NotFound)
  *   {type: 'logout'}
  * Server → client:
  *   {type: 'entered', pid, server, home_srvname, go_srvname, epoch, player}
