@@ -10,7 +10,8 @@
  *   "servers": [
  *     { "name": "HS",  "roles": ["game"], "rpcPort": 7101, "gatewayPort": 7201 },
  *     { "name": "DC",  "roles": ["datacenter"], "rpcPort": 7110 }
- *   ]
+ *   ],
+ *   "gatewayLimits": { "maxConnections": 10000, "loginTimeoutMs": 10000 }
  * }
  * ```
  * `KUAFU_SECRET` in the environment overrides `secret`; `--redis URL` overrides `store`.
@@ -38,7 +39,33 @@ export interface ServerConfig {
   battle?: string;
   /** HTTP port serving this server's metrics at GET /metrics (Prometheus text); 0 picks a free one; absent: none. */
   metricsPort?: number;
+  /** The limits of its client gateway: the cluster's `gatewayLimits`, with this server's own `gatewayLimits` over them. */
+  gatewayLimits?: GatewayLimits;
 }
+
+/** What one client gateway (a game server's, an account server's login gateway) holds back. */
+export interface GatewayLimits {
+  /** Connections the gateway holds at once, open or still handshaking; one more is refused (HTTP 503). */
+  maxConnections: number;
+  /** A connection that has not logged in by then is closed (code 4001), ms. */
+  loginTimeoutMs: number;
+  /** The HTTP upgrade request's headers must have arrived by then (else 408 and closed), ms. */
+  headersTimeoutMs: number;
+  /** The whole upgrade request by then, ms (at least headersTimeoutMs). */
+  requestTimeoutMs: number;
+  /** How often those two deadlines are checked, ms. */
+  connectionsCheckingIntervalMs: number;
+}
+
+export const DEFAULT_GATEWAY_LIMITS: Readonly<GatewayLimits> = {
+  maxConnections: 10_000,
+  loginTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  connectionsCheckingIntervalMs: 1000,
+};
+
+const GATEWAY_LIMITS = Object.keys(DEFAULT_GATEWAY_LIMITS) as (keyof GatewayLimits)[];
 
 /** The shared store: in-process memory, or Redis (one node, or any node of a Redis Cluster with `cluster: true`). */
 export type StoreConfig = { kind: 'memory' } | { kind: 'redis'; url: string; cluster?: boolean };
@@ -66,6 +93,8 @@ export interface ClusterConfig {
   playerModel: string;
   /** The limits of the designer scripts' isolates on every game server (unset: the script host's defaults). */
   scriptLimits: ScriptLimitsConfig;
+  /** The limits of every client gateway (each server's `gatewayLimits` may change some for its own). */
+  gatewayLimits: GatewayLimits;
 }
 
 /** What the config may set of the script host's limits (runtime/sandbox/script-host.ts has the defaults). */
@@ -127,6 +156,8 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     }
   }
 
+  const gatewayLimits = parseGatewayLimits(source, '"gatewayLimits"', config.gatewayLimits, DEFAULT_GATEWAY_LIMITS);
+
   if (!Array.isArray(config.servers) || config.servers.length === 0) fail(source, '"servers" must list at least one server');
   const names = new Set<string>();
   const servers = config.servers.map((entry: unknown, i: number): ServerConfig => {
@@ -153,6 +184,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
       }
     }
     if (s.metricsPort !== undefined) server.metricsPort = port(source, `${where}.metricsPort`, s.metricsPort);
+    server.gatewayLimits = parseGatewayLimits(source, `${where}.gatewayLimits`, s.gatewayLimits, gatewayLimits);
     if (s.battle !== undefined) {
       if (typeof s.battle !== 'string' || !NAME.test(s.battle)) fail(source, `${where}.battle must name the battle server paired with ${s.name}, not ${JSON.stringify(s.battle)}`);
       if (!server.roles.includes('game')) fail(source, `${where}.battle: only a game server has a battle server, and ${s.name} has no "game" role`);
@@ -197,8 +229,28 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   }
   return {
     source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir, playerModel,
-    scriptLimits,
+    scriptLimits, gatewayLimits,
   };
+}
+
+/** `given` (a config's gatewayLimits object, or undefined) over `base`; `where` names it in messages. */
+function parseGatewayLimits(source: string, where: string, given: unknown, base: Readonly<GatewayLimits>): GatewayLimits {
+  const limits: GatewayLimits = { ...base };
+  if (given === undefined) return limits;
+  const field = (key: string) => (where.startsWith('"') ? `"${where.slice(1, -1)}.${key}"` : `${where}.${key}`);
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) fail(source, `${where} must be an object with some of ${GATEWAY_LIMITS.join(', ')}`);
+  for (const [key, value] of Object.entries(given)) {
+    if (!(GATEWAY_LIMITS as string[]).includes(key)) fail(source, `${field(key)} is not a gateway limit; the limits are ${GATEWAY_LIMITS.join(', ')}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+      fail(source, `${field(key)} must be a positive whole number${key === 'maxConnections' ? ' (of connections)' : ' of milliseconds'}, not ${JSON.stringify(value)}`);
+    }
+    limits[key as keyof GatewayLimits] = value;
+  }
+  if (!('headersTimeoutMs' in given) && limits.headersTimeoutMs > limits.requestTimeoutMs) limits.headersTimeoutMs = limits.requestTimeoutMs;
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    fail(source, `${field('headersTimeoutMs')} (${limits.headersTimeoutMs}) must not be longer than ${field('requestTimeoutMs')} (${limits.requestTimeoutMs}): the headers are part of the request`);
+  }
+  return limits;
 }
 
 /** Each game server's "battle" names a battle server, and each battle server is paired with exactly one game server. */

@@ -15,7 +15,7 @@ import type { RoleRuntime } from './role.js';
 
 export function accountRole(node: ServerNode, server: ServerConfig): RoleRuntime {
   const accounts = new AccountService(node);
-  const gateway = server.gatewayPort === undefined ? null : new LoginGateway({ host: server.host, port: server.gatewayPort, log: node.log }, accounts);
+  const gateway = server.gatewayPort === undefined ? null : new LoginGateway({ host: server.host, port: server.gatewayPort, log: node.log, limits: server.gatewayLimits ?? node.cluster.gatewayLimits }, accounts);
   return {
     methods: accountMethods(accounts),
     start: async () => {

@@ -15,20 +15,27 @@
  * and the store keeps only a scrypt hash of each password (services/account.ts).
  */
 import type { Logger } from '../util/log.js';
+import type { GatewayLimits } from '../cluster/config.js';
 import { ClientConnection, ClientGateway, ClientRefusal } from '../cluster/client-gateway.js';
 import { accountField, nameField, passwordField } from './checks.js';
 import type { AccountService } from './account.js';
 
 const MAX_MESSAGE_BYTES = 4 * 1024;
 
-export class LoginGateway extends ClientGateway<ClientConnection> {
-  constructor(options: { host: string; port: number; log: Logger }, accounts: AccountService) {
+class LoginConnection extends ClientConnection {
+  /** Answered a login_token (its login deadline is met). */
+  loggedIn = false;
+}
+
+export class LoginGateway extends ClientGateway<LoginConnection> {
+  constructor(options: { host: string; port: number; log: Logger; limits?: GatewayLimits }, accounts: AccountService) {
     super({
       ...options,
       label: 'login gateway',
       types: 'register or login',
       maxMessageBytes: MAX_MESSAGE_BYTES,
-      connection: (ws) => new ClientConnection(ws),
+      connection: (ws, source) => new LoginConnection(ws, source),
+      loggedIn: (connection) => connection.loggedIn,
       handle: async (connection, type, message) => {
         switch (type) {
           case 'register': {
@@ -39,6 +46,7 @@ export class LoginGateway extends ClientGateway<ClientConnection> {
           }
           case 'login': {
             const answer = await accounts.login(accountField(message, 'login'), passwordField(message, 'login'));
+            connection.loggedIn = true;
             connection.send({ type: 'login_token', ...answer });
             return;
           }
