@@ -137,7 +137,10 @@ function rawTcp(url: string): Promise<{ socket: Socket; closed: Promise<string> 
 
 /** A WebSocket that must not open: resolves with why (a 503 from a full gateway, or a reset). */
 async function refusedOpen(url: string, what: string): Promise<string> {
-  const error = await rejectionOf(RawConnection.open(url), EVENT_DEADLINE_MS, what);
+  const error = await rejectionOf(RawConnection.open(url).then((conn) => {
+    conn.close();
+    return 'it opened';
+  }), EVENT_DEADLINE_MS, `${what} to be refused`);
   assert.match(error.message, /503|ECONNRESET|socket hang up/, `${what}: ${error.message}`);
   return error.message;
 }
