@@ -67,6 +67,32 @@ export const DEFAULT_GATEWAY_LIMITS: Readonly<GatewayLimits> = {
 
 const GATEWAY_LIMITS = Object.keys(DEFAULT_GATEWAY_LIMITS) as (keyof GatewayLimits)[];
 
+/**
+ * What an account server lets one source address (a client's IP address; an IPv6 one by its /64)
+ * do through its login gateway. Each login and each registration costs a password hash (scrypt),
+ * whether the account exists or not; these bound that work per source, and make failed logins
+ * count per source and account, so that strangers cannot lock an owner out.
+ */
+export interface LoginLimits {
+  /** Logins one source may try in a minute; past that, TooManyAttempts without any work. */
+  loginsPerSourcePerMinute: number;
+  /** Failed logins of one account from one source in a minute before that source is refused for that account. */
+  failedLoginsPerAccountPerSource: number;
+  /** Accounts one source may try to register in an hour. */
+  registrationsPerSourcePerHour: number;
+  /** Password hashes one source may have running at once (logins and registrations); one more is refused. */
+  hashesInFlightPerSource: number;
+}
+
+export const DEFAULT_LOGIN_LIMITS: Readonly<LoginLimits> = {
+  loginsPerSourcePerMinute: 30,
+  failedLoginsPerAccountPerSource: 5,
+  registrationsPerSourcePerHour: 10,
+  hashesInFlightPerSource: 2,
+};
+
+const LOGIN_LIMITS = Object.keys(DEFAULT_LOGIN_LIMITS) as (keyof LoginLimits)[];
+
 /** The shared store: in-process memory, or Redis (one node, or any node of a Redis Cluster with `cluster: true`). */
 export type StoreConfig = { kind: 'memory' } | { kind: 'redis'; url: string; cluster?: boolean };
 
@@ -95,6 +121,8 @@ export interface ClusterConfig {
   scriptLimits: ScriptLimitsConfig;
   /** The limits of every client gateway (each server's `gatewayLimits` may change some for its own). */
   gatewayLimits: GatewayLimits;
+  /** What one source address may do through an account server's login gateway. */
+  loginLimits: LoginLimits;
 }
 
 /** What the config may set of the script host's limits (runtime/sandbox/script-host.ts has the defaults). */
@@ -157,6 +185,16 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   }
 
   const gatewayLimits = parseGatewayLimits(source, '"gatewayLimits"', config.gatewayLimits, DEFAULT_GATEWAY_LIMITS);
+  const loginLimits: LoginLimits = { ...DEFAULT_LOGIN_LIMITS };
+  if (config.loginLimits !== undefined) {
+    const given = config.loginLimits as Record<string, unknown>;
+    if (given === null || typeof given !== 'object' || Array.isArray(given)) fail(source, `"loginLimits" must be an object with some of ${LOGIN_LIMITS.join(', ')}`);
+    for (const [key, value] of Object.entries(given)) {
+      if (!(LOGIN_LIMITS as string[]).includes(key)) fail(source, `"loginLimits.${key}" is not a login limit; the limits are ${LOGIN_LIMITS.join(', ')}`);
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) fail(source, `"loginLimits.${key}" must be a positive whole number, not ${JSON.stringify(value)}`);
+      loginLimits[key as keyof LoginLimits] = value;
+    }
+  }
 
   if (!Array.isArray(config.servers) || config.servers.length === 0) fail(source, '"servers" must list at least one server');
   const names = new Set<string>();
@@ -229,7 +267,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   }
   return {
     source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir, playerModel,
-    scriptLimits, gatewayLimits,
+    scriptLimits, gatewayLimits, loginLimits,
   };
 }
 
