@@ -13,7 +13,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { DEFAULT_GATEWAY_LIMITS, parseConfig } from '../runtime/cluster/config.js';
+import { DEFAULT_GATEWAY_LIMITS, DEFAULT_LOGIN_LIMITS, parseConfig } from '../runtime/cluster/config.js';
 import type { ServerNode } from '../runtime/cluster/server-node.js';
 import { startServers, type RunningServers } from '../runtime/cluster/start.js';
 import { ConfigError, NotFoundError } from '../runtime/errors.js';
@@ -218,7 +218,7 @@ test('the login gateway: the same header timeout, cap and login deadline', async
   user.close();
 });
 
-test('the config: gatewayLimits for all gateways, a server\'s own over them, defaults, and messages that name the field', () => {
+test('the config: gatewayLimits for all gateways (and loginLimits), a server\'s own over them, defaults, and messages that name the field', () => {
   const servers = [
     { name: 'HS', roles: ['game'], rpcPort: 0, gatewayPort: 0, gatewayLimits: { maxConnections: 50 } },
     { name: 'GS1', roles: ['game'], rpcPort: 0, gatewayPort: 0 },
@@ -248,6 +248,14 @@ test('the config: gatewayLimits for all gateways, a server\'s own over them, def
   assert.match(refused({ gatewayLimits: 5 }), /"gatewayLimits" must be an object/);
   assert.match(refused({ gatewayLimits: { headersTimeoutMs: 20_000 } }), /"gatewayLimits\.headersTimeoutMs" \(20000\) must not be longer than "gatewayLimits\.requestTimeoutMs" \(10000\)/);
   assert.match(refused({}, [{ name: 'HS', roles: ['game'], rpcPort: 0, gatewayLimits: { loginTimeoutMs: 'soon' } }]), /servers\[0\]\.gatewayLimits\.loginTimeoutMs must be a positive whole number of milliseconds, not "soon"/);
+
+  // The account servers' loginLimits (finding 8) are checked the same way.
+  assert.equal(plain.loginLimits, DEFAULT_LOGIN_LIMITS);
+  assert.equal(DEFAULT_LOGIN_LIMITS, { loginsPerSourcePerMinute: 30, failedLoginsPerAccountPerSource: 5, registrationsPerSourcePerHour: 10, hashesInFlightPerSource: 2 });
+  assert.equal(parse({ loginLimits: { registrationsPerSourcePerHour: 3 } }).loginLimits, { ...DEFAULT_LOGIN_LIMITS, registrationsPerSourcePerHour: 3 });
+  assert.match(refused({ loginLimits: { loginsPerMinute: 3 } }), /"loginLimits\.loginsPerMinute" is not a login limit; the limits are loginsPerSourcePerMinute, /);
+  assert.match(refused({ loginLimits: { hashesInFlightPerSource: 1.5 } }), /"loginLimits\.hashesInFlightPerSource" must be a positive whole number, not 1\.5/);
+  assert.match(refused({ loginLimits: [] }), /"loginLimits" must be an object/);
 });
 
 test.run();
