@@ -312,11 +312,13 @@ export class KuafuClient extends EventEmitter {
         }
       }
       if (!connection) {
-        // Log in at home.
+        // Log in at home, with the token in hand before connecting (the gateway closes a
+        // connection that does not log in within its loginTimeoutMs).
         try {
+          const token = await this.options.loginToken();
           connection = await this.open(this.options.homeUrl);
           this.connection = connection;
-          connection.send({ type: 'login', pid: this.pid, token: await this.options.loginToken() });
+          connection.send({ type: 'login', pid: this.pid, token });
         } catch (error) {
           throw new ClientRequestError('ServerUnavailable', `Home server unreachable at ${this.options.homeUrl}: ${(error as Error).message}`);
         }
