@@ -38,8 +38,9 @@ import { callScriptService } from '../runtime/services/script-surface.js';
 import { RedisStore } from '../runtime/store/redis-store.js';
 import type { PlayerDocument } from '../runtime/game/player.js';
 import {
-  EVENT_DEADLINE_MS, cleanupCluster, eventually, onCleanup, quietly, rejectionOf, runKuafu, spawnServe, within, type ServeProcess,
+  EVENT_DEADLINE_MS, RawConnection, cleanupCluster, connect, eventually, onCleanup, quietly, rejectionOf, runKuafu, spawnServe, within, type ServeProcess,
 } from './harness/cluster.js';
+import { MAX_TRACKED_KEYS, WindowCounts } from '../runtime/services/login-limits.js';
 import { startRedis, type RedisHandle } from './harness/redis.js';
 import { seeded } from './harness/random.js';
 
@@ -48,6 +49,9 @@ const test = suite('services');
 const GAMES = ['HS', 'GS1', 'GS2'] as const;
 type Game = (typeof GAMES)[number];
 const SERVED = ['DC', 'GUILD1', 'GUILD2', 'RANK', 'ACCOUNT', 'GS1-battle', 'GS2-battle'];
+
+/** The account server's limits per source address (the defaults, but for fewer registrations, to test them cheaply). */
+const LOGIN_LIMITS = { loginsPerSourcePerMinute: 20, failedLoginsPerAccountPerSource: 5, registrationsPerSourcePerHour: 4, hashesInFlightPerSource: 2 };
 
 const SEED = Number(process.env.KUAFU_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
 console.log(`services: seed ${SEED} (replay with KUAFU_TEST_SEED=${SEED})`);
@@ -73,6 +77,7 @@ function writeConfig(redisUrl: string): void {
     store: { kind: 'redis', url: redisUrl },
     heartbeatMs: 250,
     rpcTimeoutMs: 5000,
+    loginLimits: LOGIN_LIMITS,
     servers: [
       { name: 'HS', roles: ['game'], rpcPort: 0, gatewayPort: 0 },
       { name: 'GS1', roles: ['game'], rpcPort: 0, gatewayPort: 0, battle: 'GS1-battle' },
@@ -596,6 +601,164 @@ test('login gateway: a game client registers and logs in on the account server i
   const locked = await refusalOf(loginAccount(url, account, 'a long password'), 'a login after five failures');
   assert.is(locked.kind, 'TooManyAttempts');
   assert.match(locked.message, /wait \d+ s/);
+});
+
+// ---- the login gateway under abuse (issue 10, finding 8) -----------------------------------------
+//
+// Each test's clients come from loopback addresses of their own (127.0.0.x: Linux routes all of
+// 127/8 to the loopback), which the account server sees as different sources. What is asserted is
+// the mechanism (which requests are answered, what they cost in password hashes as the account
+// server's metrics count them), never a duration.
+
+/** The login gateway's address. */
+async function loginGateway(): Promise<string> {
+  const url = (await store.getServer('ACCOUNT'))?.gateway ?? '';
+  assert.match(url, /^ws:\/\//, 'the account server announces its login gateway');
+  return url;
+}
+
+/** One request on a fresh connection to the login gateway from `source`; its answer. */
+async function askFrom(source: string, message: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const conn = await RawConnection.open(await loginGateway(), { localAddress: source });
+  try {
+    return await conn.exchange(message, `the answer to ${String(message.type)} ${String(message.account)} from ${source}`);
+  } finally {
+    conn.close();
+  }
+}
+
+/** The value of a series of the account server's metrics whose labels include `labels` (0 when absent). */
+async function accountMetric(name: string, labels: Record<string, string>): Promise<number> {
+  const text = await connect('ACCOUNT', served.ACCOUNT!.url, secret).call<string>('cluster.metrics');
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([key, value]) => have[key] === value)) return Number(match[3]);
+  }
+  return 0;
+}
+
+/** Password hashes the account server computed for logins so far. */
+const loginHashes = () => accountMetric('kuafu_password_hashes_total', { purpose: 'login' });
+
+test('login gateway: logins on made-up names cost one hash each and are bounded per source; the owner logs in from his own address meanwhile', async () => {
+  const url = await loginGateway();
+  const owner = `owner-${SEED}`;
+  await services('HS').account().register(owner, 'the owner password', 'HS');
+  const STRANGER = '127.0.0.11';
+  const limit = LOGIN_LIMITS.loginsPerSourcePerMinute;
+
+  // 40 connections from one address, each a login on a made-up name, sent at once.
+  let hashes = await loginHashes();
+  const conns = await Promise.all(Array.from({ length: 40 }, () => RawConnection.open(url, { localAddress: STRANGER })));
+  conns.forEach((conn, i) => conn.send({ type: 'login', account: `ghost-${SEED}-${i}`, password: 'whatever it is' }));
+  const answers = await Promise.all(conns.map((conn, i) => conn.next(`the answer to made-up login ${i}`)));
+  for (const conn of conns) conn.close();
+  const kinds = answers.map((answer) => String(answer.kind));
+  assert.ok(kinds.every((kind) => kind === 'BadCredentials' || kind === 'TooManyAttempts'), kinds.join(' '));
+  const checked = kinds.filter((kind) => kind === 'BadCredentials').length;
+  assert.ok(checked < 40, `some of the 40 logins sent at once are refused before any work (all ${checked} were checked)`);
+  assert.ok(checked <= limit, `at most the address's ${limit} logins of the minute were checked, not ${checked}`);
+  assert.ok(await accountMetric('kuafu_account_refusals_total', { limit: 'busy' }) >= 1, 'refused: hashes already running for the address');
+  assert.is(await loginHashes(), hashes + checked, 'each checked login cost one hash; each refused one none');
+
+  // One at a time, until the address has spent its logins of this minute.
+  let refusal: Record<string, unknown> | null = null;
+  let checkedOneByOne = 0;
+  for (let i = 0; i < limit + 5 && !refusal; i++) {
+    const answer = await askFrom(STRANGER, { type: 'login', account: `ghost-${SEED}-more-${i}`, password: 'whatever it is' });
+    if (answer.kind === 'BadCredentials') checkedOneByOne++;
+    else refusal = answer;
+  }
+  assert.ok(refusal, `the address is refused after its ${limit} logins of the minute`);
+  assert.is(refusal!.kind, 'TooManyAttempts', JSON.stringify(refusal));
+  assert.match(String(refusal!.message), /Your address tried 20 logins within a minute/);
+  // The window is a minute from the first of them: it does not renew within this test but on a
+  // very slow machine, when it could have once.
+  assert.ok(checked + checkedOneByOne <= 2 * limit, `checked ${checked} + ${checkedOneByOne} of the address's logins`);
+  assert.is(await loginHashes(), hashes + checked + checkedOneByOne, 'refused logins cost no hash');
+
+  // The stranger's address is refused even with the owner's password; the owner, from his own, is in.
+  const stranger = await askFrom(STRANGER, { type: 'login', account: owner, password: 'the owner password' });
+  assert.is(stranger.kind, 'TooManyAttempts', JSON.stringify(stranger));
+  hashes = await loginHashes();
+  const ticket = await askFrom('127.0.0.13', { type: 'login', account: owner, password: 'the owner password' });
+  assert.is(ticket.type, 'login_token', JSON.stringify(ticket));
+  assert.is(await loginHashes(), hashes + 1);
+
+  // A made-up name is answered as a wrong password is, after the same work: one hash each.
+  const fresh = '127.0.0.12';
+  hashes = await loginHashes();
+  const unknown = await askFrom(fresh, { type: 'login', account: `ghost-${SEED}`, password: 'some password' });
+  assert.is(await loginHashes(), hashes + 1, 'an unknown account costs one hash');
+  const wrong = await askFrom(fresh, { type: 'login', account: owner, password: 'some password' });
+  assert.is(await loginHashes(), hashes + 2, 'a wrong password costs one hash');
+  assert.equal([unknown.kind, unknown.message], [wrong.kind, wrong.message], `the same answer: ${JSON.stringify([unknown, wrong])}`);
+  assert.is(unknown.kind, 'BadCredentials');
+});
+
+test('login gateway: five wrong passwords from a stranger refuse the stranger, not the owner', async () => {
+  const owner = `locked-${SEED}`;
+  await services('GS1').account().register(owner, 'the owner password', 'GS1');
+  const STRANGER = '127.0.0.14';
+  for (let i = 0; i < LOGIN_LIMITS.failedLoginsPerAccountPerSource; i++) {
+    const answer = await askFrom(STRANGER, { type: 'login', account: owner, password: `guess number ${i}` });
+    assert.is(answer.kind, 'BadCredentials', `guess ${i + 1}: ${JSON.stringify(answer)}`);
+  }
+  const ticket = await askFrom('127.0.0.15', { type: 'login', account: owner, password: 'the owner password' });
+  assert.is(ticket.type, 'login_token', `the owner, from his own address: ${JSON.stringify(ticket)}`);
+
+  const hashes = await loginHashes();
+  const refused = await askFrom(STRANGER, { type: 'login', account: owner, password: 'the owner password' });
+  assert.is(refused.kind, 'TooManyAttempts', `the stranger, even with the right password: ${JSON.stringify(refused)}`);
+  assert.match(String(refused.message), /failed logins from your address/);
+  assert.is(await loginHashes(), hashes, 'refused without a hash');
+  // The stranger's other logins are not refused for it: he may still log in to his own account.
+  const mine = `stranger-${SEED}`;
+  await services('GS1').account().register(mine, 'his own password', 'GS1');
+  const own = await askFrom(STRANGER, { type: 'login', account: mine, password: 'his own password' });
+  assert.is(own.type, 'login_token', JSON.stringify(own));
+});
+
+test('login gateway: registrations are limited per source address', async () => {
+  const FARM = '127.0.0.16';
+  const limit = LOGIN_LIMITS.registrationsPerSourcePerHour;
+  for (let i = 0; i < limit; i++) {
+    const made = await askFrom(FARM, { type: 'register', account: `farm-${SEED}-${i}`, password: 'a long password' });
+    assert.is(made.type, 'registered', `registration ${i + 1}: ${JSON.stringify(made)}`);
+  }
+  const before = await accountMetric('kuafu_password_hashes_total', { purpose: 'register' });
+  const refused = await askFrom(FARM, { type: 'register', account: `farm-${SEED}-${limit}`, password: 'a long password' });
+  assert.is(refused.kind, 'TooManyAttempts', JSON.stringify(refused));
+  assert.match(String(refused.message), /registered 4 accounts within an hour/);
+  assert.is(await store.getAccount(`farm-${SEED}-${limit}`), null, 'no account was made');
+  assert.is(await accountMetric('kuafu_password_hashes_total', { purpose: 'register' }), before, 'and no hash computed');
+  assert.is((await accountMetric('kuafu_account_refusals_total', { limit: 'registrations' })) >= 1, true);
+
+  const elsewhere = await askFrom('127.0.0.17', { type: 'register', account: `farm-${SEED}-elsewhere`, password: 'a long password' });
+  assert.is(elsewhere.type, 'registered', `another address may: ${JSON.stringify(elsewhere)}`);
+});
+
+test('the limits keep a bounded number of keys, forgetting windows that are over first, then the oldest', () => {
+  let now = 1_000_000;
+  const counts = new WindowCounts(60_000, 3, () => now);
+  for (const key of ['a', 'b', 'c']) counts.add(key);
+  counts.add('a');
+  assert.equal([counts.count('a'), counts.size], [2, 3]);
+  counts.add('d'); // full: the oldest window (a) goes
+  assert.equal([counts.count('a'), counts.count('b'), counts.count('d'), counts.size], [0, 1, 1, 3]);
+  for (let i = 0; i < 10_000; i++) counts.add(`made-up-${i}`);
+  assert.is(counts.size, 3, 'ten thousand made-up keys, still three');
+  now += 30_000;
+  counts.add('x');
+  now += 30_000; // the three made-up ones are over now, x is not
+  counts.add('y');
+  counts.add('z');
+  assert.equal([counts.count('x'), counts.count('y'), counts.count('z'), counts.size], [1, 1, 1, 3]);
+  assert.is(counts.retryAfterMs('x'), 30_000);
+  assert.is(counts.retryAfterMs('nobody'), 0);
+  assert.is(MAX_TRACKED_KEYS, 50_000);
 });
 
 // ---- config and the embedded cluster ------------------------------------------------------------

@@ -10,7 +10,8 @@
  *   "servers": [
  *     { "name": "HS",  "roles": ["game"], "rpcPort": 7101, "gatewayPort": 7201 },
  *     { "name": "DC",  "roles": ["datacenter"], "rpcPort": 7110 }
- *   ]
+ *   ],
+ *   "gatewayLimits": { "maxConnections": 10000, "loginTimeoutMs": 10000 }
  * }
  * ```
  * `KUAFU_SECRET` in the environment overrides `secret`; `--redis URL` overrides `store`.
@@ -18,7 +19,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../errors.js';
+import { ConfigError, NotFoundError } from '../errors.js';
 
 /** The roles a server can host (DESIGN §1). */
 export const ROLES = ['game', 'datacenter', 'guild', 'rank', 'account', 'battle'] as const;
@@ -38,7 +39,59 @@ export interface ServerConfig {
   battle?: string;
   /** HTTP port serving this server's metrics at GET /metrics (Prometheus text); 0 picks a free one; absent: none. */
   metricsPort?: number;
+  /** The limits of its client gateway: the cluster's `gatewayLimits`, with this server's own `gatewayLimits` over them. */
+  gatewayLimits?: GatewayLimits;
 }
+
+/** What one client gateway (a game server's, an account server's login gateway) holds back. */
+export interface GatewayLimits {
+  /** Connections the gateway holds at once, open or still handshaking; one more is refused (HTTP 503). */
+  maxConnections: number;
+  /** A connection that has not logged in by then is closed (code 4001), ms. */
+  loginTimeoutMs: number;
+  /** The HTTP upgrade request's headers must have arrived by then (else 408 and closed), ms. */
+  headersTimeoutMs: number;
+  /** The whole upgrade request by then, ms (at least headersTimeoutMs). */
+  requestTimeoutMs: number;
+  /** How often those two deadlines are checked, ms. */
+  connectionsCheckingIntervalMs: number;
+}
+
+export const DEFAULT_GATEWAY_LIMITS: Readonly<GatewayLimits> = {
+  maxConnections: 10_000,
+  loginTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  connectionsCheckingIntervalMs: 1000,
+};
+
+const GATEWAY_LIMITS = Object.keys(DEFAULT_GATEWAY_LIMITS) as (keyof GatewayLimits)[];
+
+/**
+ * What an account server lets one source address (a client's IP address; an IPv6 one by its /64)
+ * do through its login gateway. Each login and each registration costs a password hash (scrypt),
+ * whether the account exists or not; these bound that work per source, and make failed logins
+ * count per source and account, so that strangers cannot lock an owner out.
+ */
+export interface LoginLimits {
+  /** Logins one source may try in a minute; past that, TooManyAttempts without any work. */
+  loginsPerSourcePerMinute: number;
+  /** Failed logins of one account from one source in a minute before that source is refused for that account. */
+  failedLoginsPerAccountPerSource: number;
+  /** Accounts one source may try to register in an hour. */
+  registrationsPerSourcePerHour: number;
+  /** Password hashes one source may have running at once (logins and registrations); one more is refused. */
+  hashesInFlightPerSource: number;
+}
+
+export const DEFAULT_LOGIN_LIMITS: Readonly<LoginLimits> = {
+  loginsPerSourcePerMinute: 30,
+  failedLoginsPerAccountPerSource: 5,
+  registrationsPerSourcePerHour: 10,
+  hashesInFlightPerSource: 2,
+};
+
+const LOGIN_LIMITS = Object.keys(DEFAULT_LOGIN_LIMITS) as (keyof LoginLimits)[];
 
 /** The shared store: in-process memory, or Redis (one node, or any node of a Redis Cluster with `cluster: true`). */
 export type StoreConfig = { kind: 'memory' } | { kind: 'redis'; url: string; cluster?: boolean };
@@ -68,6 +121,10 @@ export interface ClusterConfig {
   scriptLimits: ScriptLimitsConfig;
   /** What a player may hold, and how long kept call results last (unset: the defaults below). */
   playerLimits: PlayerLimitsConfig;
+  /** The limits of every client gateway (each server's `gatewayLimits` may change some for its own). */
+  gatewayLimits: GatewayLimits;
+  /** What one source address may do through an account server's login gateway. */
+  loginLimits: LoginLimits;
 }
 
 /** What the config may set of the script host's limits (runtime/sandbox/script-host.ts has the defaults). */
@@ -150,6 +207,18 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     }
   }
 
+  const gatewayLimits = parseGatewayLimits(source, '"gatewayLimits"', config.gatewayLimits, DEFAULT_GATEWAY_LIMITS);
+  const loginLimits: LoginLimits = { ...DEFAULT_LOGIN_LIMITS };
+  if (config.loginLimits !== undefined) {
+    const given = config.loginLimits as Record<string, unknown>;
+    if (given === null || typeof given !== 'object' || Array.isArray(given)) fail(source, `"loginLimits" must be an object with some of ${LOGIN_LIMITS.join(', ')}`);
+    for (const [key, value] of Object.entries(given)) {
+      if (!(LOGIN_LIMITS as string[]).includes(key)) fail(source, `"loginLimits.${key}" is not a login limit; the limits are ${LOGIN_LIMITS.join(', ')}`);
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) fail(source, `"loginLimits.${key}" must be a positive whole number, not ${JSON.stringify(value)}`);
+      loginLimits[key as keyof LoginLimits] = value;
+    }
+  }
+
   if (!Array.isArray(config.servers) || config.servers.length === 0) fail(source, '"servers" must list at least one server');
   const names = new Set<string>();
   const servers = config.servers.map((entry: unknown, i: number): ServerConfig => {
@@ -176,6 +245,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
       }
     }
     if (s.metricsPort !== undefined) server.metricsPort = port(source, `${where}.metricsPort`, s.metricsPort);
+    server.gatewayLimits = parseGatewayLimits(source, `${where}.gatewayLimits`, s.gatewayLimits, gatewayLimits);
     if (s.battle !== undefined) {
       if (typeof s.battle !== 'string' || !NAME.test(s.battle)) fail(source, `${where}.battle must name the battle server paired with ${s.name}, not ${JSON.stringify(s.battle)}`);
       if (!server.roles.includes('game')) fail(source, `${where}.battle: only a game server has a battle server, and ${s.name} has no "game" role`);
@@ -232,8 +302,28 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   }
   return {
     source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir, playerModel,
-    scriptLimits, playerLimits,
+    scriptLimits, playerLimits, gatewayLimits, loginLimits,
   };
+}
+
+/** `given` (a config's gatewayLimits object, or undefined) over `base`; `where` names it in messages. */
+function parseGatewayLimits(source: string, where: string, given: unknown, base: Readonly<GatewayLimits>): GatewayLimits {
+  const limits: GatewayLimits = { ...base };
+  if (given === undefined) return limits;
+  const field = (key: string) => (where.startsWith('"') ? `"${where.slice(1, -1)}.${key}"` : `${where}.${key}`);
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) fail(source, `${where} must be an object with some of ${GATEWAY_LIMITS.join(', ')}`);
+  for (const [key, value] of Object.entries(given)) {
+    if (!(GATEWAY_LIMITS as string[]).includes(key)) fail(source, `${field(key)} is not a gateway limit; the limits are ${GATEWAY_LIMITS.join(', ')}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+      fail(source, `${field(key)} must be a positive whole number${key === 'maxConnections' ? ' (of connections)' : ' of milliseconds'}, not ${JSON.stringify(value)}`);
+    }
+    limits[key as keyof GatewayLimits] = value;
+  }
+  if (!('headersTimeoutMs' in given) && limits.headersTimeoutMs > limits.requestTimeoutMs) limits.headersTimeoutMs = limits.requestTimeoutMs;
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    fail(source, `${field('headersTimeoutMs')} (${limits.headersTimeoutMs}) must not be longer than ${field('requestTimeoutMs')} (${limits.requestTimeoutMs}): the headers are part of the request`);
+  }
+  return limits;
 }
 
 /** Each game server's "battle" names a battle server, and each battle server is paired with exactly one game server. */
@@ -281,4 +371,21 @@ export function serverNamed(config: ClusterConfig, name: string): ServerConfig {
     throw new ConfigError(`${config.source} has no server named ${name}; it has ${config.servers.map((s) => s.name).join(', ')}.`, { source: config.source });
   }
   return server;
+}
+
+/** The longest part of a name from outside that messages repeat. */
+const NAME_SHOWN = 64;
+
+/** A name from outside as messages repeat it: cut short when long. */
+export function shownName(name: string): string {
+  return name.length > NAME_SHOWN ? `${name.slice(0, NAME_SHOWN)}…` : name;
+}
+
+/** NotFoundError for a server name that is not in the config. */
+export function notInConfig(server: string): NotFoundError {
+  const shown = shownName(server);
+  return new NotFoundError(
+    `There is no server ${JSON.stringify(shown)} in the cluster config; 'kuafu status' lists the servers.`,
+    { server: shown },
+  );
 }

@@ -4,7 +4,8 @@
  * config gives one) and answered by the `cluster.metrics` method.
  *
  * Counted as they happen: JSON-RPC calls served (by method and outcome: `ok` or the error kind),
- * logins and transfers, fenced saves (stored, refused as stale, failed). Read when scraped: players
+ * logins and transfers, fenced saves (stored, refused as stale, failed), password hashes and the
+ * logins and registrations refused by a limit (account servers). Read when scraped: players
  * online, peers connected, whether the store answers, script bundles (calls in flight, heap,
  * isolates made again), and the process (CPU, memory, event loop lag: prom-client's defaults).
  */
@@ -31,6 +32,8 @@ export class ServerMetrics {
   private readonly transfers: Counter<'direction'>;
   private readonly saves: Counter<'outcome'>;
   private readonly saveChildren = new Map<string, Child>();
+  private readonly passwordHashes: Counter<'purpose'>;
+  private readonly accountRefusals: Counter<'limit'>;
   private http: Server | null = null;
   private boundUrl = '';
 
@@ -51,6 +54,16 @@ export class ServerMetrics {
       name: 'kuafu_player_saves_total',
       help: 'Player document writes (one write carries every save of that player asked for since the last: calls that changed him, a logout, a transfer): stored, stale (another server owns him), failed (store)',
       labelNames: ['outcome'], registers,
+    });
+    this.passwordHashes = new Counter({
+      name: 'kuafu_password_hashes_total',
+      help: 'Password hashes (scrypt) this account server computed for requests: login (checking a password, or the stand-in for an unknown account) and register',
+      labelNames: ['purpose'], registers,
+    });
+    this.accountRefusals = new Counter({
+      name: 'kuafu_account_refusals_total',
+      help: 'Logins and registrations refused by a limit before any work: source (logins per source), account (failed logins of one account from one source), registrations (per source), busy (hashes in flight per source)',
+      labelNames: ['limit'], registers,
     });
     new Gauge({
       name: 'kuafu_players_online', help: 'Players connected to this game server', registers,
@@ -103,6 +116,16 @@ export class ServerMetrics {
     let child = this.saveChildren.get(outcome);
     if (!child) this.saveChildren.set(outcome, (child = this.saves.labels(outcome)));
     child.inc();
+  }
+
+  /** A password hash computed for a request. */
+  passwordHash(purpose: 'login' | 'register'): void {
+    this.passwordHashes.labels(purpose).inc();
+  }
+
+  /** A login or registration refused by a limit. */
+  accountRefused(limit: 'source' | 'account' | 'registrations' | 'busy'): void {
+    this.accountRefusals.labels(limit).inc();
   }
 
   /** The metrics as Prometheus text. */

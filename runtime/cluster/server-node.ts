@@ -20,7 +20,7 @@ import { PeerClient, type CallOptions } from '../rpc/peer-client.js';
 import { RpcServer, type MethodTable } from '../rpc/rpc-server.js';
 import type { Store } from '../store/store.js';
 import { createLogger, type Logger } from '../util/log.js';
-import type { ClusterConfig, Role, ServerConfig } from './config.js';
+import { notInConfig, type ClusterConfig, type Role, type ServerConfig } from './config.js';
 import { RouteCache } from './route-cache.js';
 
 /** How each role is made. */
@@ -184,12 +184,26 @@ export class ServerNode {
 
   /** Calls `method` on server `server` (a persistent, authenticated connection per peer). */
   call<T = unknown>(server: string, method: string, arg?: unknown, options?: CallOptions): Promise<T> {
+    if (!this.isServer(server)) return Promise.reject(notInConfig(server));
     return this.peer(server).call<T>(method, arg, options);
   }
 
-  /** The connection to one peer, made on first use. */
+  /** Whether `server` names a server of the cluster config (only those are ever called). */
+  isServer(server: string): boolean {
+    return this.options.cluster.servers.some((s) => s.name === server);
+  }
+
+  /**
+   * The connection to one peer, made on first use. A name that is not in the cluster config gets a
+   * connection that is kept nowhere and fails each call with NotFoundError without connecting (a
+   * name from outside — a client's `go`, a probe — must not make this server keep anything).
+   */
   peer(server: string): PeerClient {
     let peer = this.peers.get(server);
+    if (!peer && !this.isServer(server)) {
+      const error = notInConfig(server);
+      return new PeerClient({ self: this.name, peer: error.details.server as string, secret: '', resolveUrl: () => Promise.reject(error) });
+    }
     if (!peer) {
       peer = new PeerClient({
         self: this.name,
@@ -205,6 +219,7 @@ export class ServerNode {
 
   /** Where `server` listens: its registry record, else its config entry. */
   async addressOf(server: string): Promise<string> {
+    if (!this.isServer(server)) throw notInConfig(server);
     const configured = this.options.cluster.servers.find((s) => s.name === server);
     const fallback = configured && configured.rpcPort !== 0 ? `ws://${configured.host}:${configured.rpcPort}` : '';
     let record;
@@ -255,3 +270,4 @@ export class ServerNode {
     }
   }
 }
+

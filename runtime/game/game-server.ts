@@ -20,6 +20,7 @@ import {
   InvalidParamsError, JSONRPC_CODES, KuafuError, RpcProtocolError, NotFoundError, PlayerMovedError, PlayerOfflineError, ServerUnavailableError,
   StaleOwnerError, StoreUnavailableError, TimeoutError, TokenInvalidError,
 } from '../errors.js';
+import { notInConfig } from '../cluster/config.js';
 import type { ServerNode } from '../cluster/server-node.js';
 import { objectArg, pidField, stringField } from '../rpc/params.js';
 import type { MethodTable } from '../rpc/rpc-server.js';
@@ -267,9 +268,21 @@ export class GameServer {
   private async transferAnywhere(pid: number, to: string): Promise<{ pid: number; from: string; to: string }> {
     const route = await this.node.store.getRoute(pid);
     if (!route || !route.online) throw new PlayerOfflineError(`Player ${pid} is offline: only an online player can be moved.`, { pid });
+    this.checkDestination(to);
     const owner = ownerOf(route);
     if (owner !== this.name) return this.node.call(owner, 'transfer.request', { pid, to });
     return this.transfer(pid, to);
+  }
+
+  /**
+   * A transfer goes only to a game server of the cluster config: any other name (a client's `go`
+   * names anything) is refused with NotFoundError before anything is made for it.
+   */
+  private checkDestination(to: string): void {
+    if (!this.node.isServer(to)) throw notInConfig(to);
+    if (!this.node.cluster.servers.some((s) => s.name === to && s.roles.includes('game'))) {
+      throw new NotFoundError(`${to} is not a game server: only game servers take players. 'kuafu status' lists them.`, { server: to });
+    }
   }
 
   /** Source side of a transfer (steps 1 and 2). */
@@ -277,6 +290,7 @@ export class GameServer {
     const loaded = this.host.get(pid);
     if (!loaded || !loaded.session) throw new PlayerOfflineError(`Player ${pid} is not online on ${this.name}.`, { pid });
     if (to === this.name) throw new InvalidParamsError(`player ${pid} is already on ${to}`);
+    this.checkDestination(to);
     if (loaded.state === 'leaving') {
       throw new PlayerMovedError(`Player ${pid} is already being moved; one transfer at a time.`, { pid, at: '' });
     }

@@ -4,14 +4,16 @@
  * Client → server (JSON, one object per message):
  *   {type: 'login', pid, token}   log in at the home server with a login token
  *   {type: 'enter', pid, token}   arrive with a transfer token (from connect_to), passed on unchanged
- *   {type: 'go', server}          ask to be moved to another game server
+ *   {type: 'go', server}          ask to be moved to another game server (of the cluster config: any other name is NotFound)
  *   {type: 'logout'}
  * Server → client:
  *   {type: 'entered', pid, server, home_srvname, go_srvname, epoch, player}
  *   {type: 'connect_to', token, go_srvname, home_srvname, addr}   then the server closes the socket
  *   {type: 'error', request, kind, message}    (a refused request; the connection stays usable)
  *   {type: 'kicked', reason} · {type: 'bye'}
- * Before login or enter, nothing else is accepted.
+ * Before login or enter, nothing else is accepted; a connection that has not logged in (or entered)
+ * within the gateway's `loginTimeoutMs` is closed (code 4001), and the gateway holds at most
+ * `maxConnections` (the server's GatewayLimits, runtime/cluster/client-gateway.ts).
  */
 import type { WebSocket } from 'ws';
 import type { Logger } from '../util/log.js';
@@ -41,7 +43,8 @@ export class Gateway extends ClientGateway<Session> {
       label: 'gateway',
       types: 'login, enter, go or logout',
       maxMessageBytes: MAX_MESSAGE_BYTES,
-      connection: (ws: WebSocket) => new Session(ws),
+      connection: (ws: WebSocket, source: string) => new Session(ws, source),
+      loggedIn: (session) => session.pid !== null,
       handle: (session, type, message) => this.handle(session, type, message),
       closed: (session) => handlers.closed(session),
     });

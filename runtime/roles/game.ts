@@ -6,6 +6,7 @@ import type { RoleRuntime } from './role.js';
 
 export function gameRole(node: ServerNode, server: ServerConfig): RoleRuntime & { game: GameServer } {
   const game = new GameServer(node, server.gatewayPort ?? 0, server.host, { scriptsDir: node.cluster.scriptsDir, ...node.gameOptions });
+  game.gateway.limits = server.gatewayLimits ?? node.cluster.gatewayLimits;
   return {
     game,
     methods: game.methods(),

@@ -4,7 +4,10 @@
  *
  * Credentials: an account name and a password; the store keeps only a scrypt hash of it
  * (`scrypt$N$r$p$salt$hash`). A login answers the player id, the home server, its gateway address
- * and a login token for that home, good for DEFAULT_TOKEN_TTL_MS (30 s) and one login.
+ * and a login token for that home, good for DEFAULT_TOKEN_TTL_MS (30 s) and one login. Each login
+ * and registration costs one scrypt, known account or not (an unknown one is checked against a
+ * stand-in hash and answered as a wrong password); the config's loginLimits bound that work per
+ * source address, and failed logins count per source and account (login()), all in bounded maps.
  *
  * Recharge orders are delivered exactly once, to the player's current server, through the proxy
  * RPC: `addgold(amount, "recharge:<order>")` with the call id `kept:recharge:<order>`. The order is
@@ -28,20 +31,23 @@ import {
 import { DEFAULT_TOKEN_TTL_MS, issueLoginToken } from '../game/tokens.js';
 import { KEPT_CALL_PREFIX, type RechargeOrder, type Store, type Unsubscribe } from '../store/store.js';
 import { accountServerForPlayer, hashText, serversWithRole } from './placement.js';
+import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from '../cluster/config.js';
+import { MAX_TRACKED_KEYS, WindowCounts } from './login-limits.js';
 
 const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
 
 /** scrypt cost: N = 2^14, r = 8, p = 1 (about 16 MiB and tens of ms per hash). */
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
 
-/** Logins of one account that may fail within LOGIN_WINDOW_MS before the next ones are refused (TooManyAttempts). */
-export const MAX_FAILED_LOGINS = 5;
+/** The window of the login limits, ms. */
 const LOGIN_WINDOW_MS = 60_000;
+/** The window of the registration limit, ms. */
+const REGISTRATION_WINDOW_MS = 3_600_000;
 /**
- * Accounts with login attempts remembered, beyond which the windows that are over are forgotten at
- * once (else as each account logs in again). Limits are per account server: with several, each counts its own.
+ * The source of requests that come over JSON-RPC without one (a trusted server): only the
+ * failed-login limit applies to them, counted per account for all of them together.
  */
-const MAX_REMEMBERED_FAILURES = 10_000;
+export const RPC_SOURCE = 'rpc';
 
 /** How often pending orders are looked at again, ms. */
 const SWEEP_MS = 1000;
@@ -92,17 +98,27 @@ export class AccountService {
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
   private stopped = false;
-  /** A comparison hash for unknown accounts, so a wrong name takes as long as a wrong password. */
+  /** A comparison hash for unknown accounts, so a wrong name costs and answers what a wrong password does. */
   private decoy: Promise<string> | null = null;
+  private readonly limits: LoginLimits;
+  /** Per source: logins tried in this minute (each one a hash). */
+  private readonly loginsBySource = new WindowCounts(LOGIN_WINDOW_MS, MAX_TRACKED_KEYS);
   /**
-   * Per account: logins that failed (or are being checked) since `since`. Each attempt counts from
-   * its start, so guesses sent at once over many connections count together.
+   * Per source and account: logins that failed (or are being checked) in this minute. Each attempt
+   * counts from its start, so guesses sent at once over many connections count together.
    */
-  private readonly attempts = new Map<string, { count: number; since: number }>();
+  private readonly failures = new WindowCounts(LOGIN_WINDOW_MS, MAX_TRACKED_KEYS);
+  /** Per source: registrations tried in this hour. */
+  private readonly registrationsBySource = new WindowCounts(REGISTRATION_WINDOW_MS, MAX_TRACKED_KEYS);
+  /** Per source: password hashes running now (a key is gone at 0, so this holds only what runs). */
+  private readonly hashing = new Map<string, number>();
 
-  constructor(private readonly node: ServerNode, private readonly tokenTtlMs = DEFAULT_TOKEN_TTL_MS) {}
+  constructor(private readonly node: ServerNode, private readonly tokenTtlMs = DEFAULT_TOKEN_TTL_MS) {
+    this.limits = node.cluster.loginLimits ?? DEFAULT_LOGIN_LIMITS;
+  }
 
   async start(): Promise<void> {
+    this.decoy ??= hashPassword(randomBytes(12).toString('hex'));
     this.unsubscribes.push(
       this.node.store.onRouteChange((change) => {
         if (change.online && this.pendingPlayers.has(change.pid)) void this.deliver(change.pid);
@@ -123,40 +139,101 @@ export class AccountService {
 
   // ---- accounts --------------------------------------------------------------------------------
 
-  /** Creates an account with a new player id at home `home` (a game server; by default one picked by the name). */
-  async register(account: string, password: string, home?: string): Promise<{ account: string; pid: number; home: string }> {
+  /**
+   * Creates an account with a new player id at home `home` (a game server; by default one picked by
+   * the name). `source` is the client's address (the login gateway's connection); without one (a
+   * server calling over JSON-RPC) no per-source limit applies.
+   */
+  async register(account: string, password: string, home?: string, source?: string): Promise<{ account: string; pid: number; home: string }> {
     const games = serversWithRole(this.node.cluster, 'game');
     if (games.length === 0) throw new InvalidParamsError('the cluster config has no game server to be a home');
     const chosen = home ?? games[hashText(account) % games.length]!;
     if (!games.includes(chosen)) {
       throw new InvalidParamsError(`home ${chosen} is not a game server of this cluster; pick one of ${games.join(', ')}`);
     }
-    const made = await this.node.store.createAccount(account, await hashPassword(password), chosen);
+    if (source) {
+      const limit = this.limits.registrationsPerSourcePerHour;
+      if (this.registrationsBySource.count(source) >= limit) {
+        this.node.metrics.accountRefused('registrations');
+        const retryAfterMs = this.registrationsBySource.retryAfterMs(source);
+        throw new TooManyAttemptsError(
+          `Your address registered ${limit} accounts within an hour, the most it may: wait ${Math.ceil(retryAfterMs / 60_000)} min, or log in with one of them.`,
+          { retryAfterMs },
+        );
+      }
+    }
+    const release = this.reserveHash(source);
+    if (source) this.registrationsBySource.add(source);
+    let passwordHash: string;
+    try {
+      this.node.metrics.passwordHash('register');
+      passwordHash = await hashPassword(password);
+    } finally {
+      release();
+    }
+    const made = await this.node.store.createAccount(account, passwordHash, chosen);
     if (!made.created) throw new AlreadyExistsError(`Account ${account} exists already: log in with it, or pick another name.`, { account });
     this.node.log.info(`account ${account} registered: player ${made.account.pid}, home ${chosen}`);
     return { account, pid: made.account.pid, home: made.account.home };
   }
 
-  /** Checks the password and hands out a login token for the player's home. */
-  async login(account: string, password: string): Promise<LoginAnswer> {
-    const attempt = this.countAttempt(account);
+  /**
+   * Checks the password and hands out a login token for the player's home. `source` is the
+   * client's address (the login gateway's connection); a server calling over JSON-RPC may pass its
+   * client's, else all its logins count as one source that only the failed-login limit applies to.
+   *
+   * An unknown account is answered exactly as a wrong password (BadCredentials, the same message),
+   * after the same work: one scrypt against a stand-in hash. What bounds that work is the source:
+   * `loginsPerSourcePerMinute` logins, `hashesInFlightPerSource` at once; past either, the login is
+   * refused (TooManyAttempts) before anything is looked up. Failed logins count per source and
+   * account (`failedLoginsPerAccountPerSource` a minute), so a stranger's guesses refuse the
+   * stranger, never the owner logging in from his own address.
+   */
+  async login(account: string, password: string, source?: string): Promise<LoginAnswer> {
+    const from = source || RPC_SOURCE;
+    const key = `${from}\n${account}`;
+    if (source) {
+      const limit = this.limits.loginsPerSourcePerMinute;
+      if (this.loginsBySource.count(source) >= limit) {
+        this.node.metrics.accountRefused('source');
+        const retryAfterMs = this.loginsBySource.retryAfterMs(source);
+        throw new TooManyAttemptsError(
+          `Your address tried ${limit} logins within a minute, the most it may: wait ${Math.ceil(retryAfterMs / 1000)} s, then log in again.`,
+          { retryAfterMs },
+        );
+      }
+    }
+    const maxFailures = this.limits.failedLoginsPerAccountPerSource;
+    if (this.failures.count(key) >= maxFailures) {
+      this.node.metrics.accountRefused('account');
+      const retryAfterMs = this.failures.retryAfterMs(key);
+      throw new TooManyAttemptsError(
+        `Account ${account} had ${maxFailures} failed logins ${source ? 'from your address' : 'through account.login without a source'} within a minute: ` +
+          `wait ${Math.ceil(retryAfterMs / 1000)} s, then log in again.`,
+        { account, retryAfterMs },
+      );
+    }
+    const release = this.reserveHash(source);
+    if (source) this.loginsBySource.add(source);
+    this.failures.add(key); // counted from the start: guesses sent at once count together
     let found: Awaited<ReturnType<Store['getAccount']>>;
     let matches: boolean;
     try {
       found = await this.node.store.getAccount(account);
-      if (!found) {
-        this.decoy ??= hashPassword(randomBytes(12).toString('hex'));
-        await passwordMatches(password, await this.decoy);
-      }
-      matches = found !== null && await passwordMatches(password, found.passwordHash);
+      this.decoy ??= hashPassword(randomBytes(12).toString('hex'));
+      const against = found ? found.passwordHash : await this.decoy;
+      this.node.metrics.passwordHash('login');
+      matches = await passwordMatches(password, against) && found !== null;
     } catch (error) {
-      attempt.count--; // not a wrong password: the store failed, say
+      this.failures.subtract(key); // not a wrong password: the store failed, say
       throw error;
+    } finally {
+      release();
     }
     if (!found || !matches) {
       throw new BadCredentialsError('Wrong account name or password: check both and log in again.', { account });
     }
-    this.attempts.delete(account);
+    this.failures.delete(key);
     const record = await this.node.store.getServer(found.home);
     if (!record || !record.gateway) {
       throw new ServerUnavailableError(
@@ -169,35 +246,29 @@ export class AccountService {
   }
 
   /**
-   * Counts a login attempt of `account`; refuses it (TooManyAttempts) when MAX_FAILED_LOGINS have
-   * failed in this window already. A successful login clears the count.
+   * Holds one of `source`'s hashesInFlightPerSource places for a password hash, at once (so
+   * requests sent together cannot all pass); refuses (TooManyAttempts) when they are all taken.
+   * Answers the function that gives the place back. Without a source: nothing is held.
    */
-  private countAttempt(account: string): { count: number } {
-    const now = Date.now();
-    let attempts = this.attempts.get(account);
-    if (attempts && now - attempts.since >= LOGIN_WINDOW_MS) attempts = undefined;
-    if (!attempts) {
-      // Windows are kept in the order they started (a new window goes to the end), so the ones that
-      // are over are at the front.
-      this.attempts.delete(account);
-      if (this.attempts.size >= MAX_REMEMBERED_FAILURES) {
-        for (const [name, old] of this.attempts) {
-          if (now - old.since < LOGIN_WINDOW_MS) break;
-          this.attempts.delete(name);
-        }
-      }
-      attempts = { count: 0, since: now };
-      this.attempts.set(account, attempts);
-    }
-    if (attempts.count >= MAX_FAILED_LOGINS) {
-      const retryAfterMs = attempts.since + LOGIN_WINDOW_MS - now;
+  private reserveHash(source: string | undefined): () => void {
+    if (!source) return () => undefined;
+    const running = this.hashing.get(source) ?? 0;
+    if (running >= this.limits.hashesInFlightPerSource) {
+      this.node.metrics.accountRefused('busy');
       throw new TooManyAttemptsError(
-        `Account ${account} had ${MAX_FAILED_LOGINS} failed logins within a minute: wait ${Math.ceil(retryAfterMs / 1000)} s, then log in again.`,
-        { account, retryAfterMs },
+        'Another login or registration from your address is being checked: wait for its answer, then try again.',
+        { retryAfterMs: 1000 },
       );
     }
-    attempts.count++;
-    return attempts;
+    this.hashing.set(source, running + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.hashing.get(source) ?? 1) - 1;
+      if (left > 0) this.hashing.set(source, left);
+      else this.hashing.delete(source);
+    };
   }
 
   /** An account without its password hash. */

@@ -414,8 +414,9 @@ export class RawConnection {
     ws.on('error', () => { /* the close event follows */ });
   }
 
-  static async open(url: string): Promise<RawConnection> {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+  /** Opens a WebSocket to `url`; `options` are ws's (`localAddress: '127.0.0.2'` makes it come from another loopback address). */
+  static async open(url: string, options: WebSocket.ClientOptions = {}): Promise<RawConnection> {
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...options });
     const raw = new RawConnection(ws, url);
     const close = () => raw.close();
     closers.add(close);
