@@ -83,7 +83,9 @@ export class Scripting {
   private readonly pending = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly node: ServerNode) {
-    this.host = new ScriptHost({ ...node.cluster.scriptLimits, services: new ClusterScriptServices(node), logger: node.log.child('scripts') });
+    this.host = new ScriptHost({
+      ...node.cluster.scriptLimits, worker: node.cluster.scriptWorker, services: new ClusterScriptServices(node), logger: node.log.child('scripts'),
+    });
   }
 
   /** The methods `kuafu script run` uses. */
