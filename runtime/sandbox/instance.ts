@@ -136,6 +136,8 @@ export class BundleInstance {
   private settlementsJson = true;
   private settleScheduled = false;
   private entered = false;
+  /** When the current (or last) entry began (performance.now() ms). */
+  private entryStartedAt = 0;
   /** Calls waiting for the next start entry (`[callId, fn, args]`), their records, and whether JSON carries all their args. */
   private startQueue: Array<[number, string, unknown[]]> = [];
   private startRecords: CallRecord[] = [];
@@ -370,8 +372,13 @@ export class BundleInstance {
     const now = performance.now();
     let end = now + this.limits.syncLimitMs;
     // Nor past the deadline of the oldest call in flight: a loop begun just before it cannot outlast it.
+    // Nor past the oldest call's CPU budget.
     const oldest = this.calls.values().next().value as CallRecord | undefined;
-    if (oldest !== undefined && oldest.deadline < end) end = oldest.deadline;
+    if (oldest !== undefined) {
+      if (oldest.deadline < end) end = oldest.deadline;
+      const cpuLeft = this.limits.cpuLimitMs - Number(this.isolate.cpuTime - oldest.cpuAtStart) / 1e6;
+      if (now + cpuLeft < end) end = now + cpuLeft;
+    }
     return Math.max(1, Math.ceil(Math.ceil(end / SYNC_LIMIT_GRID_MS) * SYNC_LIMIT_GRID_MS - now));
   }
 
@@ -394,6 +401,7 @@ export class BundleInstance {
     // timer alone could not fire in time.
     if (this.overBudget()) return;
     this.entered = true;
+    this.entryStartedAt = performance.now();
     let outbox: Outbox;
     try {
       outbox = body();
@@ -453,15 +461,21 @@ export class BundleInstance {
       return true;
     }
     const cpuMs = Number(this.isolate.cpuTime - oldest.cpuAtStart) / 1e6;
-    if (cpuMs > this.limits.cpuLimitMs) {
-      this.fail(oldest, new ScriptLimitError(this.limitMessage('cpu-call', `call ${oldest.fn}`, cpuMs), 'cpu', {
-        bundle: this.name, fn: oldest.fn, errorName: 'Error', errorMessage: 'cpu budget', location: null, frames: [],
-      }));
-      this.onBreak(this, { limit: 'cpu', fn: oldest.fn, atLoad: false });
-      this.stop(`call ${oldest.fn} of the same bundle used more than its ${this.limits.cpuLimitMs} ms of CPU and the bundle's isolate was disposed; retry it`);
+    if (cpuMs >= this.limits.cpuLimitMs) {
+      this.onCpuBudget(oldest, cpuMs);
       return true;
     }
     return false;
+  }
+
+  /** The oldest call used up its CPU budget: it fails with the limit; the isolate is stopped. */
+  private onCpuBudget(oldest: CallRecord, cpuMs: number): void {
+    this.fail(oldest, new ScriptLimitError(this.limitMessage('cpu-call', `call ${oldest.fn}`, cpuMs), 'cpu', {
+      bundle: this.name, fn: oldest.fn, errorName: 'Error', errorMessage: 'cpu budget', location: null, frames: [],
+      details: { limitMs: this.limits.cpuLimitMs, overrunMs: round1(cpuMs - this.limits.cpuLimitMs) },
+    }));
+    this.onBreak(this, { limit: 'cpu', fn: oldest.fn, atLoad: false });
+    this.stop(`call ${oldest.fn} of the same bundle used more than its ${this.limits.cpuLimitMs} ms of CPU and the bundle's isolate was disposed; retry it`);
   }
 
   /** Takes in an entry's outbox: ends of calls settle them; requests are checked and queued. */
@@ -749,7 +763,14 @@ export class BundleInstance {
         this.onDeadline(oldest);
         return;
       }
+      // Or at its CPU budget.
+      const cpuMs = oldest === undefined || this.isolate.isDisposed ? 0 : Number(this.isolate.cpuTime - oldest.cpuAtStart) / 1e6;
+      if (oldest !== undefined && cpuMs >= this.limits.cpuLimitMs - 1) {
+        this.onCpuBudget(oldest, cpuMs);
+        return;
+      }
     }
+    const overrunMs = round1(performance.now() - this.entryStartedAt - this.limits.syncLimitMs);
     const culprits = starting ?? [...this.calls.values()];
     for (const record of culprits) {
       if (!this.calls.has(record.id)) continue;
@@ -757,6 +778,7 @@ export class BundleInstance {
       this.fail(record, limit
         ? new ScriptLimitError(this.limitMessage(limit, during), limit, {
           bundle: this.name, fn: record.fn, errorName: 'Error', errorMessage: messageOf(error), location: null, frames: [],
+          details: limit === 'cpu' ? { limitMs: this.limits.syncLimitMs, overrunMs } : { limitMiB: this.limits.memoryLimitMiB },
         })
         : new ScriptError(`bundle ${this.name}: the sandbox failed ${during}: ${messageOf(error)}; its isolate was stopped and will be made again on its next call`, {
           bundle: this.name, fn: record.fn, kind: 'Internal', errorName: 'Error', errorMessage: messageOf(error), location: null, frames: [],
@@ -774,6 +796,7 @@ export class BundleInstance {
     const cpuMs = this.isolate.isDisposed ? undefined : Number(this.isolate.cpuTime - record.cpuAtStart) / 1e6;
     this.fail(record, new ScriptLimitError(this.limitMessage('deadline', `call ${record.fn}`, cpuMs), 'deadline', {
       bundle: this.name, fn: record.fn, errorName: 'Error', errorMessage: 'deadline', location: null, frames: [],
+      details: { limitMs: this.limits.deadlineMs, overrunMs: round1(performance.now() - record.deadline) },
     }));
     this.onBreak(this, { limit: 'deadline', fn: record.fn, atLoad: false });
     this.stop(`call ${record.fn} of the same bundle broke its ${this.limits.deadlineMs} ms deadline and the bundle's isolate was disposed; retry it`);
@@ -843,6 +866,10 @@ export class BundleInstance {
     if (!this.isolate.isDisposed) this.isolate.dispose();
     this.onDead(this);
   }
+}
+
+function round1(value: number): number {
+  return Math.round(value * 10) / 10;
 }
 
 /** checkValue with a label made only when the value is refused (almost every value passes). */

@@ -9,6 +9,8 @@
  * answers come back the same way (`worker-protocol.ts`). The process must run with
  * `--no-node-snapshot` (the worker inherits it; isolated-vm needs it).
  */
+import { readlinkSync } from 'node:fs';
+import { constants, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Profile } from '../store/store.js';
 import type { LogLevel, Logger } from '../util/log.js';
@@ -19,6 +21,16 @@ import {
 } from './worker-protocol.js';
 
 const port = parentPort!;
+
+// Script work yields the CPU to the server's own threads: when the main thread and a spinning script
+// want the same core, the main thread gets it. (Linux: a thread's nice value is its own; elsewhere,
+// or when the system refuses, the worker runs at the process's priority.)
+try {
+  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+  if (Number.isInteger(tid) && tid > 0) setPriority(tid, constants.priority.PRIORITY_BELOW_NORMAL);
+} catch {
+  // not Linux, or not allowed
+}
 const { limits } = workerData as { limits: HostLimits };
 
 let out: Op[] = [];
