@@ -9,12 +9,14 @@ import { runRpcBench } from './rpc.js';
 import { runTransferBench } from './transfer.js';
 import { runSdkCallBench } from './sdk-call.js';
 import { runServicesBench } from './services.js';
+import { runIsolationBench } from './isolation.js';
 
 const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
   rpc: runRpcBench,
   transfer: runTransferBench,
   'sdk-call': runSdkCallBench,
   services: runServicesBench,
+  isolation: runIsolationBench,
 };
 
 const asked = process.argv.slice(2);

@@ -10,7 +10,7 @@
  */
 import {
   apply, copyOf, create, defineProperty, deferred, freeze, getPrototypeOf, isSafeInteger, joinOf, keys, mapDeleteOf, mapGetOf,
-  mapSetOf, parse, rejected, stringify,
+  mapSetOf, parse, put, rejected, stringify,
 } from './intrinsics.js';
 import { formatLine } from './format.js';
 import type { BridgeError, HostBridge, LogLevel, Outbox, RequestOp, SandboxConfig, SandboxEntries, Settlement } from './protocol.js';
@@ -24,8 +24,16 @@ const KINDS = new Set([
   'ReadOnlyPlayer', 'StoreUnavailable', 'PlayerMoved', 'InsufficientResource', 'NotFound', 'Config', 'Internal',
   'TokenInvalid', 'TokenExpired', 'TokenUsed', 'TokenWrongPlayer', 'TokenWrongDestination', 'Sandbox',
   'InvalidArgument', 'WrongServer', 'AlreadyExists', 'BadCredentials', 'RequestConflict',
-  'TooManyAttempts', 'OutcomeUnknown', 'LimitExceeded',
+  'TooManyAttempts', 'OutcomeUnknown', 'LimitExceeded', 'Quarantined',
 ]);
+
+/** What one request or result costs besides its values (its id, op, pid: as the host counts it). */
+const REQUEST_BYTES = 24;
+
+interface PendingRequest {
+  resolve: (settled: Settlement) => void;
+  bytes: number;
+}
 
 /** Globals a script must not have: shared memory and WebAssembly (outside the memory limit), and a silent console. */
 const REMOVED_GLOBALS = ['console', 'SharedArrayBuffer', 'Atomics', 'WebAssembly'];
@@ -78,7 +86,7 @@ function toBridgeError(thrown: unknown, maxChars: number): BridgeError {
         for (let i = 0; i < names.length && i < 20; i++) {
           const value = (rawDetails as Record<string, unknown>)[names[i]!];
           if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
-            details[names[i]!] = typeof value === 'string' ? value.slice(0, 1000) : value;
+            put(details, names[i]!, typeof value === 'string' ? value.slice(0, 1000) : value);
           }
         }
       } catch {
@@ -112,7 +120,13 @@ function toBridgeError(thrown: unknown, maxChars: number): BridgeError {
 export function install(bridge: HostBridge, configText: string): SandboxEntries {
   const config = JSON.parse(configText) as SandboxConfig;
   const global = globalThis;
-  const pending = new Map<number, (settled: Settlement) => void>();
+  /** Requests waiting for their answers: how to settle each, and its size as the limits count it. */
+  const pending = new Map<number, PendingRequest>();
+  let pendingCount = 0;
+  let pendingBytes = 0;
+  /** Bytes of results put in the outbox during the current entry. */
+  let entryBytes = 0;
+  const size = { bytes: 0 };
   let nextRequest = 0;
   let exported: Record<string, Function> = Object.create(null) as Record<string, Function>;
   /** What the script sent since the current entry began (the entry answers it). */
@@ -122,12 +136,36 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
   installProxyRegistry(global);
   for (const name of REMOVED_GLOBALS) delete (global as Record<string, unknown>)[name];
 
-  /** Queues one request for the host and answers the promise of its settlement. */
-  function send(op: RequestOp, pid: number, path: string[] | null, args: unknown[] | null): Promise<unknown> {
+  /**
+   * Queues one request for the host and answers the promise of its settlement; `bytes` is the size
+   * of its arguments. Bounded here, before the host copies anything (DESIGN §7): at most
+   * maxRequestsInFlight requests waiting for answers, and at most maxBytesInFlight bytes of them
+   * (plus the results sent in this entry), each request counted with its own size — a string
+   * shared by 2,500 requests is held once here but copied 2,500 times by the host.
+   */
+  function send(op: RequestOp, pid: number, path: string[] | null, args: unknown[] | null, bytes: number, what: string): Promise<unknown> {
+    if (pendingCount >= config.maxRequestsInFlight) {
+      return rejected(sandboxError({
+        kind: 'Sandbox', name: 'SandboxError', stack: '',
+        message: `bundle ${config.bundle} has ${pendingCount} remote calls waiting for answers, the most it may; await some before making more (e.g. in batches of a few hundred; the host's limit scriptLimits.maxRequestsInFlight is ${config.maxRequestsInFlight})`,
+        details: { limit: config.maxRequestsInFlight, setting: 'maxRequestsInFlight' },
+      }));
+    }
+    let total = bytes + REQUEST_BYTES;
+    if (path !== null) for (let i = 0; i < path.length; i++) total += path[i]!.length + 2;
+    if (pendingBytes + entryBytes + total > config.maxBytesInFlight) {
+      return rejected(sandboxError({
+        kind: 'Sandbox', name: 'SandboxError', stack: '',
+        message: `${what}: bundle ${config.bundle} has ${pendingBytes + entryBytes} bytes of requests waiting for answers (and results sent just now), and this one is ${total} bytes: more than the ${config.maxBytesInFlight} bytes it may (the host's limit scriptLimits.maxBytesInFlight; every request counts the size of its own arguments, even when requests share a value); await some before sending more`,
+        details: { limit: config.maxBytesInFlight, setting: 'maxBytesInFlight', bytes: total },
+      }));
+    }
     const id = ++nextRequest;
     const { promise, resolve } = deferred<Settlement>();
-    mapSetOf(pending, id, resolve);
-    outbox[outbox.length] = [0, id, op, pid, path, args];
+    mapSetOf(pending, id, { resolve, bytes: total });
+    pendingCount++;
+    pendingBytes += total;
+    put(outbox, outbox.length, [0, id, op, pid, path, args]);
     return relay(promise);
   }
 
@@ -139,12 +177,13 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
 
   const dispatch = (pid: number, path: string[], args: readonly unknown[]): Promise<unknown> => {
     let copy: unknown[];
+    const where = () => `player.${joinOf(path, '.')}`;
     try {
-      copy = snapshotValue(args, () => `player.${joinOf(path, '.')}`, 'args', config.maxValueBytes) as unknown[];
+      copy = snapshotValue(args, where, 'args', config.maxValueBytes, size) as unknown[];
     } catch (error) {
       return rejected(error);
     }
-    return send('invoke', pid, copyOf(path), copy);
+    return send('invoke', pid, copyOf(path), copy, size.bytes, where());
   };
   const remotePlayer = remotePlayers(dispatch);
 
@@ -154,7 +193,7 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
     } catch (error) {
       return rejected(error);
     }
-    return send(op, pid, null, null);
+    return send(op, pid, null, null, 0, where);
   };
   const getkuafuplayer = lookup('kuafu', 'playermgr.getkuafuplayer');
   const getprofile = lookup('profile', 'playermgr.getprofile');
@@ -177,12 +216,13 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
   /** `services.<service>(target).<method>(...args)`: the args checked and copied now, like a player call's. */
   const services = createServices((service, target, method, args) => {
     let copy: unknown[];
+    const where = describeServiceCall(service, target, method);
     try {
-      copy = snapshotValue(args, describeServiceCall(service, target, method), 'args', config.maxValueBytes) as unknown[];
+      copy = snapshotValue(args, where, 'args', config.maxValueBytes, size) as unknown[];
     } catch (error) {
       return rejected(error);
     }
-    return send('service', 0, [service, target, method], copy);
+    return send('service', 0, [service, target, method], copy, size.bytes, where);
   });
 
   const logAt = (level: LogLevel) => (...values: unknown[]): void => {
@@ -198,13 +238,24 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
   function report(callId: number, fn: string, ok: boolean, value: unknown): void {
     if (ok) {
       try {
-        outbox[outbox.length] = [1, callId, true, snapshotValue(value, () => `${config.bundle}.${fn}`, 'result', config.maxValueBytes)];
-        return;
+        const copy = snapshotValue(value, () => `${config.bundle}.${fn}`, 'result', config.maxValueBytes, size);
+        const bytes = size.bytes + REQUEST_BYTES;
+        if (pendingBytes + entryBytes + bytes > config.maxBytesInFlight) {
+          value = sandboxError({
+            kind: 'Sandbox', name: 'SandboxError', stack: '',
+            message: `${config.bundle}.${fn}: its result (${bytes} bytes) did not fit in what the bundle may hand the host at once: ${pendingBytes + entryBytes} bytes of requests waiting for answers and results of calls that ended just now, of at most ${config.maxBytesInFlight} (the host's limit scriptLimits.maxBytesInFlight)`,
+            details: { limit: config.maxBytesInFlight, setting: 'maxBytesInFlight', bytes },
+          });
+        } else {
+          entryBytes += bytes;
+          put(outbox, outbox.length, [1, callId, true, copy]);
+          return;
+        }
       } catch (error) {
         value = error;
       }
     }
-    outbox[outbox.length] = [1, callId, false, toBridgeError(value, 10_000)];
+    put(outbox, outbox.length, [1, callId, false, toBridgeError(value, 10_000)]);
   }
 
   /** Runs the exported function `fn` for call `callId`; its end goes in the outbox (now or later). */
@@ -263,6 +314,7 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
 
     start(batchIn: Array<[number, string, unknown[]]> | string): Outbox {
       outbox = [];
+      entryBytes = 0;
       const batch = typeof batchIn === 'string' ? (parse(batchIn) as Array<[number, string, unknown[]]>) : batchIn;
       for (let i = 0; i < batch.length; i++) {
         const call = batch[i]!;
@@ -275,18 +327,22 @@ export function install(bridge: HostBridge, configText: string): SandboxEntries 
     take(): Outbox {
       const sent = outbox;
       outbox = [];
+      entryBytes = 0;
       return sent;
     },
 
     settle(batchIn: Settlement[] | string): Outbox {
       outbox = [];
+      entryBytes = 0;
       const batch = typeof batchIn === 'string' ? (parse(batchIn) as Settlement[]) : batchIn;
       for (let i = 0; i < batch.length; i++) {
         const settlement = batch[i]!;
-        const resolve = mapGetOf(pending, settlement[0]);
-        if (resolve === undefined) continue;
+        const request = mapGetOf(pending, settlement[0]);
+        if (request === undefined) continue;
         mapDeleteOf(pending, settlement[0]);
-        resolve(settlement);
+        pendingCount--;
+        pendingBytes -= request.bytes;
+        request.resolve(settlement);
       }
       return outbox;
     },

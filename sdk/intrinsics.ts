@@ -73,11 +73,20 @@ export function isoOf(date: Date): string {
   const time = apply(dateGetTime, date, []) as number;
   return time === time ? (apply(dateToISOString, date, []) as string) : 'Invalid Date';
 }
+/**
+ * Sets `target[key]` as an own data property without running a setter a script may have put on
+ * `Array.prototype` or `Object.prototype` (`target[i] = v` on a fresh array would call it, and
+ * hand the script the array the SDK is building: it could then change a checked copy, or the
+ * outbox, behind the SDK's back).
+ */
+export function put(target: object, key: string | number, value: unknown): void {
+  defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
 /** A copy of `list` (plus `extra`), made without the array iterator a script may have replaced. */
 export function copyOf<T>(list: readonly T[], extra?: T): T[] {
   const out: T[] = [];
-  for (let i = 0; i < list.length; i++) out[i] = list[i]!;
-  if (extra !== undefined) out[out.length] = extra;
+  for (let i = 0; i < list.length; i++) put(out, i, list[i]!);
+  if (extra !== undefined) put(out, out.length, extra);
   return out;
 }
 export function joinOf(parts: string[], separator: string): string {

@@ -59,6 +59,13 @@ export interface SandboxConfig {
   maxValueBytes: number;
   /** The longest log line, in characters; longer ones are cut. */
   maxLogChars: number;
+  /** Requests that may wait for their answers at once; more are refused before they are sent. */
+  maxRequestsInFlight: number;
+  /**
+   * Bytes of requests that may wait for their answers at once, plus the results sent in one
+   * entry, each counted with its own size (DESIGN §7: bounded before the host copies them).
+   */
+  maxBytesInFlight: number;
 }
 
 /** The SDK's side of the bridge, as the host holds it (references into the isolate). */

@@ -10,7 +10,7 @@
  */
 import {
   ArrayPrototype, DatePrototype, MapPrototype, ObjectPrototype, RealDate, RealMap, RealSet, SetPrototype, apply,
-  defineProperty, forEachOfMap, forEachOfSet, functionNameOf, getOwnPropertySymbols, getPrototypeOf, keys, mapSetOf,
+  defineProperty, forEachOfMap, put, forEachOfSet, functionNameOf, getOwnPropertySymbols, getPrototypeOf, keys, mapSetOf,
   setAddOf, stringify, timeOf, weakSetAddOf, weakSetHasOf,
 } from './intrinsics.js';
 
@@ -141,7 +141,7 @@ function grow(walk: Walk, bytes: number): void {
 /** Visits `value` one step down (`kind`, `key`, `index`), then steps back. */
 function step(walk: Walk, value: unknown, kind: Step[0], key: unknown, index: number): unknown {
   const steps = walk.steps;
-  steps[steps.length] = [kind, key, index];
+  put(steps, steps.length, [kind, key, index]);
   const copy = visit(walk, value);
   steps.length--;
   return copy;
@@ -186,14 +186,14 @@ function visit(walk: Walk, value: unknown): unknown {
     if (walk.ancestors[i] === value) refuse(walk, 'a cycle (an object that contains itself)');
   }
   if (getOwnPropertySymbols(value).length > 0) refuse(walk, 'an object with symbol keys');
-  walk.ancestors[walk.ancestors.length] = value;
+  put(walk.ancestors, walk.ancestors.length, value);
   let copy: unknown;
   if (proto === ArrayPrototype) {
     const array = value as unknown[];
     grow(walk, 2);
     const length = array.length;
     const out: unknown[] = [];
-    for (let i = 0; i < length; i++) out[i] = step(walk, array[i], 0, undefined, i);
+    for (let i = 0; i < length; i++) put(out, i, step(walk, array[i], 0, undefined, i));
     copy = out;
   } else if (proto === ObjectPrototype || proto === null) {
     grow(walk, 2);
@@ -203,8 +203,7 @@ function visit(walk: Walk, value: unknown): unknown {
       const key = names[i]!;
       grow(walk, key.length + 3);
       const entry = step(walk, (value as Record<string, unknown>)[key], 1, key, i);
-      if (key === '__proto__') defineProperty(out, key, { value: entry, enumerable: true, writable: true, configurable: true });
-      else out[key] = entry;
+      put(out, key, entry);
     }
     copy = out;
   } else if (proto === MapPrototype) {
@@ -234,9 +233,14 @@ function visit(walk: Walk, value: unknown): unknown {
  * Checks that `value` may leave the sandbox and answers the copy that will: plain data only, taken
  * now (a getter is read once; a change the script makes afterwards is not sent). Throws a
  * ValueTypeError naming `where` (the call, e.g. `player.itemdb.additembytype`), `label` (e.g.
- * `args`) and the path of the first offending part.
+ * `args`) and the path of the first offending part. `size.bytes`, when given, is set to the value's
+ * size as the limits count it: every part counted where it occurs (a string that occurs twice,
+ * or in two requests, counts twice: the host's copy holds it twice).
  */
-export function snapshotValue(value: unknown, where: string | (() => string), label: string, maxBytes: number): unknown {
-  return visit({ bytes: 0, maxBytes, ancestors: [], where, label, steps: [] }, value);
+export function snapshotValue(value: unknown, where: string | (() => string), label: string, maxBytes: number, size?: { bytes: number }): unknown {
+  const walk: Walk = { bytes: 0, maxBytes, ancestors: [], where, label, steps: [] };
+  const copy = visit(walk, value);
+  if (size !== undefined) size.bytes = walk.bytes;
+  return copy;
 }
 

@@ -114,7 +114,7 @@ test('"scriptLimits" reach every game server\'s script host: a bundle fine under
   const refused = (scriptLimits: unknown, message: RegExp) =>
     assert.throws(() => parse(scriptLimits), (error: Error) => error instanceof ConfigError && message.test(error.message));
   refused({ memoryLimitMiB: 'lots' }, /"scriptLimits.memoryLimitMiB" must be a positive number/);
-  refused({ cpu: 5 }, /"scriptLimits.cpu" is not a script limit; the limits are memoryLimitMiB, deadlineMs, syncLimitMs, maxValueBytes/);
+  refused({ cpu: 5 }, /"scriptLimits.cpu" is not a script limit; the limits are memoryLimitMiB, deadlineMs, syncLimitMs, maxValueBytes, cpuLimitMs, maxRequestsInFlight, maxBytesInFlight, quarantineAfterBreaks, quarantineWindowMs, quarantineMs/);
   refused({ memoryLimitMiB: 4 }, /at least 8/);
 
   const dir = mkdtempSync(join(tmpdir(), 'kuafu-limits-'));

@@ -2,17 +2,41 @@
  * Escape and abuse (issue 4): scripts that try to leave the sandbox or break the server. Each gets
  * a clear error, the host stays alive, and other bundles keep answering — the ones in flight
  * included. Real isolates; a recording ScriptServices.
+ *
+ * Hardening (issue 10, findings 2-4): a buggy script cannot freeze or bloat a server. Those tests
+ * run real game servers (in this process, on the memory store: every answer a script awaits is
+ * settled without I/O) and check by events, never by elapsed time: a bystander's call is answered
+ * while the runaway call is still running.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { KuafuClient } from '../runtime/client/kuafu-client.js';
+import { loadConfig } from '../runtime/cluster/config.js';
+import { startServers } from '../runtime/cluster/start.js';
+import type { ServerNode } from '../runtime/cluster/server-node.js';
+import { ScriptFailedError } from '../runtime/errors.js';
+import { issueLoginToken } from '../runtime/game/tokens.js';
+import { PeerClient } from '../runtime/rpc/peer-client.js';
 import { ScriptError, ScriptHost, ScriptLimitError, type ScriptHostOptions } from '../runtime/sandbox/index.js';
+import { quietly } from './harness/cluster.js';
 import { RecordingServices, quietLogger, rejection } from './fixtures/script-services.js';
 
 const test = suite('sandbox abuse');
 
 const hosts: ScriptHost[] = [];
+const closers: Array<() => unknown> = [];
 test.after.each(async () => {
-  for (const host of hosts.splice(0)) await host.close();
+  // A failure while closing is reported, not thrown: a throwing hook would end the suite early.
+  for (const close of [...hosts.splice(0).map((host) => () => host.close()), ...closers.splice(0).reverse()]) {
+    try {
+      await close();
+    } catch (error) {
+      console.error('  closing after the test failed:', error);
+    }
+  }
 });
 
 function makeHost(options: Partial<ScriptHostOptions> = {}) {
@@ -315,6 +339,205 @@ test('a script that logs in a loop is held to the lines-per-second limit; the dr
   await new Promise((resolve) => setTimeout(resolve, 1100));
   await host.run('spam', 'main', [1]);
   assert.match(services.logs.at(-1)!.message, /^\(\d+ line\(s\) dropped before this one: more than 50 a second\) line 0$/);
+});
+
+// ---- hardening (issue 10): a buggy script cannot freeze or bloat a server ------------------------
+
+const SECRET = 'sandbox-abuse-secret-0123456789';
+
+/**
+ * A real game server HS in this process on the memory store (so a script's awaits are answered
+ * without I/O), with a gateway and an RPC port; `login(pid)` logs a player in at HS, `bystander`
+ * asks HS over RPC for an unrelated player's gold.
+ */
+async function gameServer(config: { scriptLimits?: Record<string, number>; scriptWorker?: boolean }) {
+  const dir = mkdtempSync(join(tmpdir(), 'kuafu-sandbox-abuse-'));
+  const path = join(dir, 'cluster.json');
+  writeFileSync(path, JSON.stringify({
+    secret: SECRET, host: '127.0.0.1', store: { kind: 'memory' }, scriptsDir: '', heartbeatMs: 1000, ...config,
+    servers: [{ name: 'HS', roles: ['game'], rpcPort: 0, gatewayPort: 0 }],
+  }));
+  const running = await quietly(() => startServers(loadConfig(path, {}), ['HS']));
+  closers.push(() => running.stop());
+  const hs: ServerNode = running.nodes[0]!;
+  const peer = new PeerClient({ self: 'abuse-test', peer: 'HS', secret: SECRET, resolveUrl: () => hs.rpcUrl });
+  closers.push(() => peer.close());
+  let calls = 0;
+  return {
+    hs,
+    peer,
+    scripts: hs.game!.scripts.host,
+    async login(pid: number): Promise<void> {
+      const client = new KuafuClient({ pid, homeUrl: hs.gatewayUrl, loginToken: () => issueLoginToken(SECRET, pid, 'HS') });
+      closers.push(() => client.close());
+      await client.login();
+    },
+    bystander: (pid: number) => peer.call<number>('player.invoke', { pid, path: ['getgold'], args: [], id: `bystander-${++calls}` }, { timeoutMs: 60_000 }),
+    /** Resolves when the server's log gets a script line containing `text` (script log lines go to the server's log). */
+    logged(text: string): Promise<void> {
+      return new Promise((resolve) => {
+        for (const level of ['info', 'warn'] as const) {
+          const original = hs.log[level];
+          hs.log[level] = (message: string) => {
+            if (message.includes(text)) resolve();
+            original.call(hs.log, message);
+          };
+        }
+      });
+    },
+  };
+}
+
+/** Marks when `promise` settles (without handling its outcome for the caller). */
+function watch<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
+  let done = false;
+  promise.then(() => { done = true; }, () => { done = true; });
+  return { promise, settled: () => done };
+}
+
+for (const scriptWorker of [false, true]) {
+  const where = scriptWorker ? 'in the script worker' : 'on the main thread';
+  test(`finding 2 (${where}): a script looping on awaits answered without I/O is stopped at its deadline, and the server answers others meanwhile`, async () => {
+    const server = await gameServer({ scriptWorker, scriptLimits: { deadlineMs: 1500 } });
+    await server.login(101);
+    await server.login(102);
+    await server.scripts.reload('await_loop', `
+      export async function main(pid, forMs) {
+        const player = cproxyplayer.new(pid);   // on this server: each getgold is answered without I/O
+        const end = Date.now() + forMs;
+        let rounds = 0;
+        while (Date.now() < end) { await player.getgold(); rounds++; }
+        return rounds;
+      }`);
+    // Left alone, it loops for 8 s; its deadline is 1.5 s.
+    const loop = watch(server.scripts.run('await_loop', 'main', [101, 8000]));
+    for (let i = 0; i < 3; i++) {
+      assert.is(await server.bystander(102), 0, 'an unrelated player\'s call is answered');
+      assert.is(loop.settled(), false, 'while the looping call is still running');
+    }
+    const error = await rejection(loop.promise) as ScriptLimitError;
+    assert.instance(error, ScriptLimitError, String(error));
+    assert.is(error.limit, 'deadline');
+    assert.match(error.message, /^bundle await_loop did not finish call main within its 1500 ms deadline \(wall clock, awaits included/);
+    assert.is(await server.bystander(102), 0);
+  });
+}
+
+test('finding 3: with the script worker, a script spinning in a sync loop does not stall the server: others are answered while it spins', async () => {
+  const server = await gameServer({ scriptWorker: true, scriptLimits: { syncLimitMs: 3000, deadlineMs: 5000 } });
+  await server.login(201);
+  await server.scripts.reload('spin', `export function main() { log.info('spinning now'); for (;;) {} }`);
+  const spinning = server.logged('spinning now');
+  const spin = watch(server.scripts.run('spin', 'main'));
+  await spinning; // the log line crossed from the isolate: the loop has begun
+  for (let i = 0; i < 3; i++) {
+    assert.is(await server.bystander(201), 0, 'an unrelated player\'s call is answered');
+    assert.is(spin.settled(), false, 'while the spinning call is still running');
+  }
+  const error = await rejection(spin.promise) as ScriptLimitError;
+  assert.instance(error, ScriptLimitError);
+  assert.is(error.limit, 'cpu');
+  assert.is(await server.bystander(201), 0);
+});
+
+for (const worker of [false, true]) {
+  test(`finding 3 (${worker ? 'script worker' : 'main thread'}): a bundle that keeps breaking its limits is quarantined: its callers get kind Quarantined at once, the host logs one line, a reload lifts it`, async () => {
+    const { host, services, hostLog } = makeHost({ worker, syncLimitMs: 100, quarantineAfterBreaks: 3, quarantineWindowMs: 60_000, quarantineMs: 60_000 } as Partial<ScriptHostOptions>);
+    const good = await goodInFlight(host, services);
+    const source = (label: string) => `let runs = 0; export function spin() { runs++; for (;;) {} } export function ok() { return '${label}'; }`;
+    await host.reload('runaway', source('v1'));
+    for (let i = 0; i < 3; i++) {
+      const broke = await rejection(host.run('runaway', 'spin')) as ScriptLimitError;
+      assert.is(broke.limit, 'cpu', `break ${i + 1}`);
+    }
+    const refused = await rejection(host.run('runaway', 'ok')) as ScriptError;
+    assert.instance(refused, ScriptError);
+    assert.is(refused.kind, 'Quarantined');
+    assert.match(refused.message, /^bundle runaway is quarantined for \d+ s more: its calls broke their limits 3 times within 60 s \(the last: spin broke its CPU limit\)\. Its calls are refused until then; fix the script and reload it/);
+    assert.ok(Number(refused.details.retryAfterMs) > 0);
+    assert.is(host.stats('runaway').isolatesMade, 2, 'no isolate was made for the refused call (made again twice, after breaks 1 and 2)');
+    const lines = hostLog.filter((line) => line.includes('quarantined'));
+    assert.is(lines.length, 1, JSON.stringify(hostLog));
+    assert.match(lines[0]!, /^warn bundle runaway \(version \d+\) quarantined for 60 s: its calls broke their limits 3 times within 60 s/);
+    await host.reload('runaway', source('v2'));
+    assert.is(await host.run('runaway', 'ok'), 'v2', 'a reload lifts the quarantine');
+    await good.finish();
+  });
+}
+
+test('finding 3: top-level code that breaks a limit when its isolate is made again is quarantined at once, not re-run on every call', async () => {
+  const { host, hostLog } = makeHost({ syncLimitMs: 100 });
+  // The top level spins only in isolates made after LATER (its first isolate loads fine).
+  const later = Date.now() + 300;
+  await host.reload('flaky', `
+    if (Date.now() > ${later}) { for (;;) {} }
+    export function spin() { for (;;) {} }
+    export function ok() { return 'ok'; }`);
+  assert.is(await host.run('flaky', 'ok'), 'ok');
+  while (Date.now() <= later + 10) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.is((await rejection(host.run('flaky', 'spin')) as ScriptLimitError).limit, 'cpu');
+  const atLoad = await rejection(host.run('flaky', 'ok')) as ScriptLimitError;
+  assert.is(atLoad.limit, 'cpu');
+  assert.match(atLoad.message, /while loading \(its top-level code\)/);
+  const made = host.stats('flaky').isolatesMade;
+  const refused = await rejection(host.run('flaky', 'ok')) as ScriptError;
+  assert.is(refused.kind, 'Quarantined');
+  assert.match(refused.message, /its top-level code broke its CPU limit when its isolate was made again/);
+  assert.is(host.stats('flaky').isolatesMade, made, 'the top level did not run again');
+  assert.is(hostLog.filter((line) => line.includes('quarantined')).length, 1);
+});
+
+test('finding 3 on a real server: a caller of script.run sees the quarantine as kind Quarantined', async () => {
+  const server = await gameServer({ scriptLimits: { syncLimitMs: 100 } }); // quarantined after 3 breaks (the default)
+  await server.scripts.reload('runaway', `export function spin() { for (;;) {} }`);
+  const run = () => server.peer.call('script.run', { bundle: 'runaway', fn: 'spin', args: [] }, { timeoutMs: 30_000 });
+  for (let i = 0; i < 3; i++) {
+    const broke = await rejection(run()) as ScriptFailedError;
+    assert.is(broke.details.scriptKind, 'Timeout');
+  }
+  const refused = await rejection(run()) as ScriptFailedError;
+  assert.instance(refused, ScriptFailedError);
+  assert.is(refused.details.scriptKind, 'Quarantined');
+  assert.match(refused.message, /bundle runaway is quarantined for \d+ s more/);
+});
+
+for (const scriptWorker of [false, true]) {
+  test(`finding 4 (${scriptWorker ? 'script worker' : 'main thread'}): requests sharing one big string are bounded before the host copies them, each counted with its own size, with an error naming the limit`, async () => {
+    const server = await gameServer({ scriptWorker }); // maxBytesInFlight: 16 MiB (the default)
+    await server.login(301);
+    await server.scripts.reload('bloat', `
+      export async function main(pid, count) {
+        const big = 'x'.repeat(500000);          // held once in the isolate; 200 requests would copy it 200 times
+        const player = cproxyplayer.new(pid);
+        const results = await Promise.allSettled(Array.from({ length: count }, () => player.addgold(1, big)));
+        const refused = results.filter((r) => r.status === 'rejected' && r.reason.kind === 'Sandbox');
+        return { sent: count - refused.length, refused: refused.length, message: refused[0] && refused[0].reason.message, setting: refused[0] && refused[0].reason.details.setting };
+      }`);
+    const result = await server.scripts.run('bloat', 'main', [301, 200]) as { sent: number; refused: number; message: string; setting: string };
+    assert.ok(result.sent <= 34, `${result.sent} requests of 500 kB reached the host under a 16 MiB bound`);
+    assert.ok(result.sent >= 1);
+    assert.is(result.refused, 200 - result.sent);
+    assert.is(result.setting, 'maxBytesInFlight');
+    assert.match(result.message, /^player\.addgold: bundle bloat has \d+ bytes of requests waiting for answers \(and results sent just now\), and this one is 500\d+ bytes: more than the 16777216 bytes it may \(the host's limit scriptLimits\.maxBytesInFlight; every request counts the size of its own arguments, even when requests share a value\)/);
+    assert.is(await server.bystander(301), result.sent, 'the server answers on (the gold of the requests that went out)');
+  });
+}
+
+test('finding 4: a script cannot reach the outbox or a checked copy through setters on Array.prototype / Object.prototype', async () => {
+  const { host, services } = makeHost();
+  services.addPlayer(1);
+  services.methods.set('echo', (_player, args) => args[0]);
+  await host.reload('grab', `
+    export async function main() {
+      const captured = [];
+      for (const index of ['0', '1', '2', '3', '4', '5']) {
+        Object.defineProperty(Array.prototype, index, { set(value) { captured.push(this); Object.defineProperty(this, index, { value, writable: true, enumerable: true, configurable: true }); }, configurable: true });
+      }
+      Object.defineProperty(Object.prototype, 'a', { set(value) { captured.push(this); Object.defineProperty(this, 'a', { value, writable: true, enumerable: true, configurable: true }); }, configurable: true });
+      const echoed = await cproxyplayer.new(1).echo({ a: [1, 2, 3] });
+      return { captured: captured.length, echoed };
+    }`);
+  assert.equal(await host.run('grab', 'main'), { captured: 0, echoed: { a: [1, 2, 3] } });
 });
 
 test.run();

@@ -722,8 +722,18 @@ type KuafuErrorKind =
    * changed. Make room first (`mail.take`, `mail.remove`), or give the reward another way.
    */
   | 'LimitExceeded'
-  /** The sandbox refused the request: a remote call at the top level of the file, or too many waiting at once. */
-  | 'Sandbox';
+  /**
+   * The sandbox refused the request: a remote call at the top level of the file, or more waiting
+   * for answers at once than the host allows (`details.setting` names the limit:
+   * `maxRequestsInFlight`, or `maxBytesInFlight` — every request counts the size of its own
+   * arguments, even when requests share one value).
+   */
+  | 'Sandbox'
+  /**
+   * The bundle broke its limits again and again (or its top-level code broke one) and is
+   * quarantined: its calls are refused until `details.retryAfterMs` has passed or it is reloaded.
+   */
+  | 'Quarantined';
 
 /**
  * An error from a remote call, as a script catches it: `kind` says what happened, the message says

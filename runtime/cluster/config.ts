@@ -125,6 +125,12 @@ export interface ClusterConfig {
   gatewayLimits: GatewayLimits;
   /** What one source address may do through an account server's login gateway. */
   loginLimits: LoginLimits;
+  /**
+   * Whether each game server runs its scripts' isolates in a script worker (a thread of their own),
+   * so that no script can hold up its main thread (default false: on the main thread, each stretch
+   * of script work bounded by syncLimitMs).
+   */
+  scriptWorker: boolean;
 }
 
 /** What the config may set of the script host's limits (runtime/sandbox/script-host.ts has the defaults). */
@@ -137,9 +143,23 @@ export interface ScriptLimitsConfig {
   syncLimitMs?: number;
   /** The largest value crossing the sandbox's edge, bytes (default 1 MiB). */
   maxValueBytes?: number;
+  /** CPU one script call may use across its awaits, ms (default 2000). */
+  cpuLimitMs?: number;
+  /** Requests one bundle may have waiting for answers (default 1024). */
+  maxRequestsInFlight?: number;
+  /** Bytes of requests one bundle may have waiting for answers, each counted with its own size (default 16 MiB). */
+  maxBytesInFlight?: number;
+  /** Limit breaks within quarantineWindowMs that quarantine a bundle (default 3 within 60000). */
+  quarantineAfterBreaks?: number;
+  quarantineWindowMs?: number;
+  /** How long a quarantine lasts, ms (default 30000). */
+  quarantineMs?: number;
 }
 
-const SCRIPT_LIMITS = ['memoryLimitMiB', 'deadlineMs', 'syncLimitMs', 'maxValueBytes'] as const;
+const SCRIPT_LIMITS = [
+  'memoryLimitMiB', 'deadlineMs', 'syncLimitMs', 'maxValueBytes', 'cpuLimitMs', 'maxRequestsInFlight', 'maxBytesInFlight',
+  'quarantineAfterBreaks', 'quarantineWindowMs', 'quarantineMs',
+] as const;
 
 /**
  * What the config may set of a player's limits (runtime/game/player.ts has the defaults:
@@ -277,6 +297,8 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     playerModel = resolve(base, config.playerModel);
     if (!existsSync(playerModel)) fail(source, `"playerModel" ${playerModel} does not exist: build your player model module first (it must be JavaScript, e.g. tsc's output)`);
   }
+  if (config.scriptWorker !== undefined && typeof config.scriptWorker !== 'boolean') fail(source, '"scriptWorker" must be true or false');
+  const scriptWorker = config.scriptWorker === true;
   const scriptLimits: ScriptLimitsConfig = {};
   if (config.scriptLimits !== undefined) {
     const given = config.scriptLimits as Record<string, unknown>;
@@ -302,7 +324,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   }
   return {
     source, secret, host, store, servers, rpcTimeoutMs: positive('rpcTimeoutMs', 5000), heartbeatMs: positive('heartbeatMs', 1000), scriptsDir, playerModel,
-    scriptLimits, playerLimits, gatewayLimits, loginLimits,
+    scriptLimits, scriptWorker, playerLimits, gatewayLimits, loginLimits,
   };
 }
 

@@ -71,9 +71,16 @@ function forScript(error: unknown, service: string, target: string, method: stri
 function forCaller(error: unknown): unknown {
   if (!(error instanceof ScriptError)) return error;
   const location = error.location;
+  const limits: Record<string, number> = {};
+  // A broken limit says which and by how much (limitMs, overrunMs); a quarantine when to retry (retryAfterMs).
+  for (const key of ['limitMs', 'overrunMs', 'limitMiB', 'retryAfterMs']) {
+    const value = error.details[key];
+    if (typeof value === 'number') limits[key] = value;
+  }
   return new ScriptFailedError(error.designerStack, {
     bundle: error.bundle, fn: error.fn, scriptKind: error.kind,
     file: location?.file ?? null, line: location?.line ?? null, column: location?.column ?? null,
+    ...limits,
   });
 }
 
@@ -83,7 +90,9 @@ export class Scripting {
   private readonly pending = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly node: ServerNode) {
-    this.host = new ScriptHost({ ...node.cluster.scriptLimits, services: new ClusterScriptServices(node), logger: node.log.child('scripts') });
+    this.host = new ScriptHost({
+      ...node.cluster.scriptLimits, worker: node.cluster.scriptWorker, services: new ClusterScriptServices(node), logger: node.log.child('scripts'),
+    });
   }
 
   /** The methods `kuafu script run` uses. */

@@ -31,6 +31,7 @@ import { ScriptError, ScriptLimitError, type ScriptLimit } from './script-error.
 import type { ScriptServices } from './script-services.js';
 import { SDK_FILENAME, type StackMapper } from './source-maps.js';
 import { SDK_GLOBAL } from './prelude.js';
+import { requestBytes } from './sizes.js';
 
 /** The limits of every isolate of a host. */
 export interface Limits {
@@ -41,6 +42,10 @@ export interface Limits {
   maxLogChars: number;
   /** Remote calls and look-ups one isolate may have waiting for answers at once. */
   maxRequestsInFlight: number;
+  /** Bytes of requests one isolate may have waiting for answers at once, each counted with its own size. */
+  maxBytesInFlight: number;
+  /** CPU time one call may use, counted across all its turns (the isolate's CPU while it is in flight). */
+  cpuLimitMs: number;
   /** Log lines one isolate may write in a second; more are dropped (and counted). */
   maxLogLinesPerSecond: number;
 }
@@ -71,6 +76,16 @@ interface OutgoingRequest {
   pid: number;
   path: string[] | null;
   args: unknown[] | null;
+  /** Its size as the limits count it. */
+  bytes: number;
+}
+
+/** Why an isolate was stopped for a limit, as the host's quarantine counts it. */
+export interface LimitBreak {
+  limit: ScriptLimit;
+  fn: string;
+  /** Whether it was the bundle's top-level code (re-run on every new isolate). */
+  atLoad: boolean;
 }
 
 type Ref = ivm.Reference<any>;
@@ -121,14 +136,17 @@ export class BundleInstance {
   private settlementsJson = true;
   private settleScheduled = false;
   private entered = false;
+  /** When the current (or last) entry began (performance.now() ms). */
+  private entryStartedAt = 0;
   /** Calls waiting for the next start entry (`[callId, fn, args]`), their records, and whether JSON carries all their args. */
   private startQueue: Array<[number, string, unknown[]]> = [];
   private startRecords: CallRecord[] = [];
   private startJson = true;
   private startScheduled = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
-  /** Requests handed to the services and not answered yet (or about to be handed over). */
+  /** Requests handed to the services and not answered yet (or about to be handed over), and their bytes. */
   private requestsInFlight = 0;
+  private bytesInFlight = 0;
   private logWindowStart = 0;
   private logLinesInWindow = 0;
   private logLinesDropped = 0;
@@ -140,6 +158,7 @@ export class BundleInstance {
     private readonly services: ScriptServices,
     private readonly logger: Logger,
     private readonly onDead: (instance: BundleInstance) => void,
+    private readonly onBreak: (instance: BundleInstance, broke: LimitBreak) => void = () => {},
   ) {
     const began = performance.now();
     this.isolate = new ivm.Isolate({
@@ -177,6 +196,8 @@ export class BundleInstance {
       bundle: this.version.name,
       maxValueBytes: this.limits.maxValueBytes,
       maxLogChars: this.limits.maxLogChars,
+      maxRequestsInFlight: this.limits.maxRequestsInFlight,
+      maxBytesInFlight: this.limits.maxBytesInFlight,
     };
     const entries = context.evalClosureSync(
       `${prelude}\nreturn ${SDK_GLOBAL}.install({ log: $0 }, $1);`,
@@ -315,7 +336,17 @@ export class BundleInstance {
     this.dispose();
   }
 
-  /** Heap figures of the isolate (MiB) and its CPU time (ms), or null when disposed. */
+  /** The CPU time the isolate has used (ms), or null when disposed. */
+  cpuMs(): number | null {
+    return this.state === 'dead' || this.isolate.isDisposed ? null : Number(this.isolate.cpuTime) / 1e6;
+  }
+
+  /** The isolated-vm handles the isolate holds, or null when disposed. */
+  references(): number | null {
+    return this.state === 'dead' || this.isolate.isDisposed ? null : this.isolate.referenceCount;
+  }
+
+  /** Heap figures of the isolate (MiB) and its CPU time (ms), or null when disposed (reading them costs ~35 µs). */
   heap(): { usedMiB: number; totalMiB: number; externalMiB: number; cpuMs: number; references: number } | null {
     if (this.state === 'dead' || this.isolate.isDisposed) return null;
     const stats = this.isolate.getHeapStatisticsSync();
@@ -339,7 +370,16 @@ export class BundleInstance {
    */
   private syncTimeout(): number {
     const now = performance.now();
-    return Math.ceil(Math.ceil((now + this.limits.syncLimitMs) / SYNC_LIMIT_GRID_MS) * SYNC_LIMIT_GRID_MS - now);
+    let end = now + this.limits.syncLimitMs;
+    // Nor past the deadline of the oldest call in flight: a loop begun just before it cannot outlast it.
+    // Nor past the oldest call's CPU budget.
+    const oldest = this.calls.values().next().value as CallRecord | undefined;
+    if (oldest !== undefined) {
+      if (oldest.deadline < end) end = oldest.deadline;
+      const cpuLeft = this.limits.cpuLimitMs - Number(this.isolate.cpuTime - oldest.cpuAtStart) / 1e6;
+      if (now + cpuLeft < end) end = now + cpuLeft;
+    }
+    return Math.max(1, Math.ceil(Math.ceil(end / SYNC_LIMIT_GRID_MS) * SYNC_LIMIT_GRID_MS - now));
   }
 
   /** The options of an entry (one object per kind, reused: isolated-vm reads them on every entry), with this entry's limit. */
@@ -356,7 +396,12 @@ export class BundleInstance {
    * sandbox itself): `starting` are the calls the entry started, if it started some.
    */
   private enter(starting: CallRecord[] | undefined, body: () => Outbox): void {
+    // The budgets are checked at every entry, whatever answered the await: answers settled without
+    // I/O (a local player, a cache) come back without the event loop turning, so the deadline's
+    // timer alone could not fire in time.
+    if (this.overBudget()) return;
     this.entered = true;
+    this.entryStartedAt = performance.now();
     let outbox: Outbox;
     try {
       outbox = body();
@@ -403,6 +448,36 @@ export class BundleInstance {
     }
   }
 
+  /**
+   * Whether the oldest call in flight broke its deadline (wall clock) or its CPU budget; if so it
+   * fails with the limit and the isolate is stopped. The oldest call started first, so it has had
+   * the most time and the most of the isolate's CPU: no other call can be over before it.
+   */
+  private overBudget(): boolean {
+    const oldest = this.calls.values().next().value as CallRecord | undefined;
+    if (oldest === undefined) return false;
+    if (performance.now() >= oldest.deadline) {
+      this.onDeadline(oldest);
+      return true;
+    }
+    const cpuMs = Number(this.isolate.cpuTime - oldest.cpuAtStart) / 1e6;
+    if (cpuMs >= this.limits.cpuLimitMs) {
+      this.onCpuBudget(oldest, cpuMs);
+      return true;
+    }
+    return false;
+  }
+
+  /** The oldest call used up its CPU budget: it fails with the limit; the isolate is stopped. */
+  private onCpuBudget(oldest: CallRecord, cpuMs: number): void {
+    this.fail(oldest, new ScriptLimitError(this.limitMessage('cpu-call', `call ${oldest.fn}`, cpuMs), 'cpu', {
+      bundle: this.name, fn: oldest.fn, errorName: 'Error', errorMessage: 'cpu budget', location: null, frames: [],
+      details: { limitMs: this.limits.cpuLimitMs, overrunMs: round1(cpuMs - this.limits.cpuLimitMs) },
+    }));
+    this.onBreak(this, { limit: 'cpu', fn: oldest.fn, atLoad: false });
+    this.stop(`call ${oldest.fn} of the same bundle used more than its ${this.limits.cpuLimitMs} ms of CPU and the bundle's isolate was disposed; retry it`);
+  }
+
   /** Takes in an entry's outbox: ends of calls settle them; requests are checked and queued. */
   private absorb(outbox: unknown): void {
     if (!Array.isArray(outbox)) return;
@@ -413,9 +488,14 @@ export class BundleInstance {
     }
   }
 
+  /**
+   * The next settle entry waits for the event loop's next turn (setImmediate, not a microtask):
+   * a script looping on awaits answered without I/O must not keep the loop from its timers and
+   * sockets. Answers that come in meanwhile go in with it.
+   */
   private scheduleSettle(): void {
     this.settleScheduled = true;
-    queueMicrotask(this.settleNow);
+    setImmediate(this.settleNow);
   }
 
   private readonly settleNow = (): void => {
@@ -487,6 +567,7 @@ export class BundleInstance {
   private onAnswer(request: OutgoingRequest, ok: boolean, value: unknown): void {
     if (this.state === 'dead') return;
     this.requestsInFlight--;
+    this.bytesInFlight -= request.bytes;
     if (ok) {
       try {
         if (checkLabelled(value, () => `the answer to ${describeRequest(request)}: result`, this.limits.maxValueBytes)) {
@@ -529,14 +610,28 @@ export class BundleInstance {
       this.settle([id, false, {
         kind: 'Sandbox',
         name: 'SandboxError',
-        message: `bundle ${this.name} has ${this.requestsInFlight} remote calls waiting for answers, the most it may; await some before making more (e.g. in batches of a few hundred)`,
+        message: `bundle ${this.name} has ${this.requestsInFlight} remote calls waiting for answers, the most it may; await some before making more (e.g. in batches of a few hundred; the host's limit scriptLimits.maxRequestsInFlight is ${this.limits.maxRequestsInFlight})`,
         stack: '',
-        details: { limit: this.limits.maxRequestsInFlight },
+        details: { limit: this.limits.maxRequestsInFlight, setting: 'maxRequestsInFlight' },
+      }]);
+      return;
+    }
+    // Each request counted with its own size (a value shared by many requests is copied for each).
+    const room = this.limits.maxBytesInFlight - this.bytesInFlight;
+    const bytes = requestBytes(path as string[] | null, args as unknown[] | null, room);
+    if (bytes > room) {
+      this.settle([id, false, {
+        kind: 'Sandbox',
+        name: 'SandboxError',
+        message: `bundle ${this.name} has ${this.bytesInFlight} bytes of requests waiting for answers and this one would take it past the ${this.limits.maxBytesInFlight} bytes it may (the host's limit scriptLimits.maxBytesInFlight; every request counts the size of its own arguments); await some before sending more`,
+        stack: '',
+        details: { limit: this.limits.maxBytesInFlight, setting: 'maxBytesInFlight' },
       }]);
       return;
     }
     this.requestsInFlight++;
-    this.toSend.push({ id, op: op as RequestOp, pid: pid as number, path: path as string[] | null, args: args as unknown[] | null });
+    this.bytesInFlight += bytes;
+    this.toSend.push({ id, op: op as RequestOp, pid: pid as number, path: path as string[] | null, args: args as unknown[] | null, bytes });
   }
 
   /** The host checks every request again: the SDK runs inside the sandbox, next to the script. */
@@ -556,7 +651,7 @@ export class BundleInstance {
       || !path.every((part) => typeof part === 'string' && part.length > 0 && part.length <= MAX_NAME_LENGTH)) {
       return refuse('NotExported', 'a remote call needs a method path of 1 to 16 names, e.g. player.itemdb.additembytype(…)');
     }
-    const what = () => describeRequest({ id: 0, op, pid: 0, path, args: null });
+    const what = () => describeRequest({ op, pid: 0, path });
     if (!Array.isArray(args)) return refuse('ValueType', `${what()}: the arguments must be a list`);
     try {
       checkLabelled(args, () => `${what()}: args`, this.limits.maxValueBytes);
@@ -642,7 +737,7 @@ export class BundleInstance {
     return null;
   }
 
-  private limitMessage(limit: ScriptLimit, during: string, cpuMs?: number): string {
+  private limitMessage(limit: ScriptLimit | 'cpu-call', during: string, cpuMs?: number): string {
     const { deadlineMs, syncLimitMs, memoryLimitMiB } = this.limits;
     const after = 'its isolate was stopped and will be made again on its next call';
     switch (limit) {
@@ -650,6 +745,8 @@ export class BundleInstance {
         return `bundle ${this.name} broke its memory limit (${memoryLimitMiB} MiB) ${during}; ${after}. Look for data that grows without bound (an endless push, a cache never emptied).`;
       case 'cpu':
         return `bundle ${this.name} ran JavaScript for more than ${syncLimitMs} ms without awaiting ${during} (the limit on one stretch of synchronous work); ${after}. Look for an endless loop.`;
+      case 'cpu-call':
+        return `bundle ${this.name} used more than ${this.limits.cpuLimitMs} ms of CPU ${during} (${cpuMs === undefined ? '' : `${cpuMs.toFixed(1)} ms: `}the isolate's CPU while the call was running, counted across its awaits); ${after}. Look for heavy work repeated in a loop.`;
       case 'deadline':
         return `bundle ${this.name} did not finish ${during} within its ${deadlineMs} ms deadline (wall clock, awaits included${cpuMs === undefined ? '' : `; it used ${cpuMs.toFixed(1)} ms of CPU meanwhile`}); ${after}. Look for an await that never settles or a remote call that is too slow.`;
     }
@@ -659,6 +756,21 @@ export class BundleInstance {
   private breakOn(error: unknown, starting: CallRecord[] | undefined): void {
     if (this.state === 'dead') return;
     const limit = this.limitOf(error);
+    if (limit === 'cpu') {
+      // The entry's limit is cut short at the oldest call's deadline: then that call broke its deadline.
+      const oldest = this.calls.values().next().value as CallRecord | undefined;
+      if (oldest !== undefined && performance.now() >= oldest.deadline - 1) {
+        this.onDeadline(oldest);
+        return;
+      }
+      // Or at its CPU budget.
+      const cpuMs = oldest === undefined || this.isolate.isDisposed ? 0 : Number(this.isolate.cpuTime - oldest.cpuAtStart) / 1e6;
+      if (oldest !== undefined && cpuMs >= this.limits.cpuLimitMs - 1) {
+        this.onCpuBudget(oldest, cpuMs);
+        return;
+      }
+    }
+    const overrunMs = round1(performance.now() - this.entryStartedAt - this.limits.syncLimitMs);
     const culprits = starting ?? [...this.calls.values()];
     for (const record of culprits) {
       if (!this.calls.has(record.id)) continue;
@@ -666,12 +778,14 @@ export class BundleInstance {
       this.fail(record, limit
         ? new ScriptLimitError(this.limitMessage(limit, during), limit, {
           bundle: this.name, fn: record.fn, errorName: 'Error', errorMessage: messageOf(error), location: null, frames: [],
+          details: limit === 'cpu' ? { limitMs: this.limits.syncLimitMs, overrunMs } : { limitMiB: this.limits.memoryLimitMiB },
         })
         : new ScriptError(`bundle ${this.name}: the sandbox failed ${during}: ${messageOf(error)}; its isolate was stopped and will be made again on its next call`, {
           bundle: this.name, fn: record.fn, kind: 'Internal', errorName: 'Error', errorMessage: messageOf(error), location: null, frames: [],
         }));
     }
     if (!limit) this.logger.error(`bundle ${this.name}: an entry into the sandbox failed`, error);
+    else this.onBreak(this, { limit, fn: culprits[0]?.fn ?? '(unknown)', atLoad: false });
     const what = limit === 'memory' ? `its memory limit (${this.limits.memoryLimitMiB} MiB)` : limit === 'cpu' ? `its ${this.limits.syncLimitMs} ms limit on synchronous work` : 'the sandbox';
     const culprit = culprits.length === 1 ? `call ${culprits[0]!.fn}` : 'a call';
     this.stop(`${culprit} of the same bundle broke ${what} and the bundle's isolate was disposed; retry it`);
@@ -682,7 +796,9 @@ export class BundleInstance {
     const cpuMs = this.isolate.isDisposed ? undefined : Number(this.isolate.cpuTime - record.cpuAtStart) / 1e6;
     this.fail(record, new ScriptLimitError(this.limitMessage('deadline', `call ${record.fn}`, cpuMs), 'deadline', {
       bundle: this.name, fn: record.fn, errorName: 'Error', errorMessage: 'deadline', location: null, frames: [],
+      details: { limitMs: this.limits.deadlineMs, overrunMs: round1(performance.now() - record.deadline) },
     }));
+    this.onBreak(this, { limit: 'deadline', fn: record.fn, atLoad: false });
     this.stop(`call ${record.fn} of the same bundle broke its ${this.limits.deadlineMs} ms deadline and the bundle's isolate was disposed; retry it`);
   }
 
@@ -752,6 +868,10 @@ export class BundleInstance {
   }
 }
 
+function round1(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
 /** checkValue with a label made only when the value is refused (almost every value passes). */
 function checkLabelled(value: unknown, label: () => string, maxBytes: number): boolean {
   return checkValue(value, label, maxBytes);
@@ -763,7 +883,7 @@ function isServicePath(path: unknown): path is [string, string, string] {
     && part.length <= MAX_NAME_LENGTH && (part.length > 0 || i === 1));
 }
 
-function describeRequest(request: OutgoingRequest): string {
+export function describeRequest(request: Pick<OutgoingRequest, 'op' | 'pid' | 'path'>): string {
   switch (request.op) {
     case 'invoke':
       return `player.${(request.path ?? []).join('.')}`;
