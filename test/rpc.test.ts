@@ -17,7 +17,7 @@ import { AUTHENTICATE_METHOD, CHALLENGE_METHOD, newNonce, proofOf } from '../run
 import type { PeerClient } from '../runtime/rpc/peer-client.js';
 import { PRE_HANDSHAKE_MAX_BYTES, RpcServer } from '../runtime/rpc/rpc-server.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../runtime/rpc/values.js';
-import { listenWebSocket } from '../runtime/util/listening.js';
+import { closeWebSocket, listenWebSocket } from '../runtime/util/listening.js';
 import { guarded, listenHttp } from '../runtime/util/socket-guard.js';
 import type { Logger } from '../runtime/util/log.js';
 import WebSocket from 'ws';
@@ -411,7 +411,7 @@ test('before the handshake a big message closes the connection unanswered; a 4.5
 test('a socket listener that throws ends that connection (1011) or answers that request 500, logs it, and the server goes on', async () => {
   const log = memoryLog();
   const { wss, url } = await listenWebSocket({ host: '127.0.0.1', port: 0 }, log, 'test server');
-  onCleanup(() => new Promise<void>((resolve) => { for (const ws of wss.clients) ws.terminate(); wss.close(() => resolve()); }));
+  onCleanup(() => closeWebSocket(wss));
   wss.on('connection', (ws: WebSocket) => {
     ws.on('message', guarded(ws, log, 'test server', (data: Buffer) => {
       if (data.toString() === 'throw') throw new RangeError('Invalid string length');

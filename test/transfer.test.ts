@@ -33,7 +33,7 @@ let cluster: GameCluster;
 const ITEM = 105001;
 
 test.before(async () => {
-  cluster = await GameCluster.start({ games: ['HS', 'GS1', 'GS2'], inProcessGames: ['GX'], heartbeatMs: 500 });
+  cluster = await GameCluster.start({ games: ['HS', 'GS1', 'GS2'], inProcessGames: ['GX'], standIns: ['HOP-A', 'HOP-B'], heartbeatMs: 500 });
 });
 
 test.after(async () => {
@@ -438,7 +438,7 @@ test('a call made while the player is between two servers follows him to where h
 });
 
 test('a call follows a player who keeps moving for at most 8 tries, then fails with PlayerMoved; one who stops by the 8th is reached', async () => {
-  // Two stand-ins for game servers (real RPC servers of the cluster, in the registry) between which
+  // Two stand-ins for game servers (real RPC servers of the cluster, in its config and registry) between which
   // the player moves on each time a call reaches him: each claims him for the other one (the route's
   // compare-and-set, published like any move) and answers that he moved there.
   const tries: { server: string; id: string; epoch: number }[] = [];

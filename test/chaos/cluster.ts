@@ -111,6 +111,9 @@ export class ChaosCluster {
     }
     config.scriptsDir = scriptsDir;
     config.scriptLimits = { deadlineMs: options.scriptDeadlineMs };
+    // Every chaos client logs in from 127.0.0.1, one source address: the per-source login limits
+    // (made for strangers on the internet) are lifted, or they would refuse the soak's own players.
+    config.loginLimits = { loginsPerSourcePerMinute: 1_000_000, failedLoginsPerAccountPerSource: 1_000_000, registrationsPerSourcePerHour: 1_000_000, hashesInFlightPerSource: 64 };
     writeFileSync(written.path, JSON.stringify(config, null, 2));
 
     const store = new RedisStore({ url: redis.url, commandTimeoutMs: 2000 });

@@ -34,6 +34,8 @@ export interface GameClusterOptions {
   games?: string[];
   /** Servers started in the test process from the same config: 'DC' (datacenter) is always one; add game servers here. */
   inProcessGames?: string[];
+  /** Game servers in the config that the test runs itself (stand-ins): nothing is started for them. */
+  standIns?: string[];
   /** Registry and home heartbeat period, ms (short, so heartbeat-driven steps are quick). */
   heartbeatMs?: number;
   rpcTimeoutMs?: number;
@@ -71,7 +73,7 @@ export class GameCluster {
     try {
       const config = writeClusterConfig({
         servers: [
-          ...[...games, ...inProcessGames].map((name) => ({ name, roles: ['game'], gatewayPort: 0 })),
+          ...[...games, ...inProcessGames, ...(options.standIns ?? [])].map((name) => ({ name, roles: ['game'], gatewayPort: 0 })),
           { name: 'DC', roles: ['datacenter'] },
         ],
         store: { kind: 'redis', url: redis.url },
