@@ -116,6 +116,8 @@ export async function runSdkCallBench(): Promise<Record<string, number | string>
   ], redis.url);
   const config = loadConfig(path);
   config.scriptsDir = '';
+  // KUAFU_BENCH_SCRIPT_WORKER=1|0 measures the other placement of the isolates than the config's default.
+  if (process.env.KUAFU_BENCH_SCRIPT_WORKER) config.scriptWorker = process.env.KUAFU_BENCH_SCRIPT_WORKER === '1';
   // HS runs in this process (its script host is what we measure); GS1 is a process of its own.
   const gs1 = await serve(path, 'GS1', redis.url);
   const running = await startServers(config, ['HS']);
