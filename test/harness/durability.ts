@@ -32,11 +32,11 @@ import { KuafuError, RpcProtocolError } from '../../runtime/errors.js';
 import { issueLoginToken } from '../../runtime/game/tokens.js';
 import type { PeerClient } from '../../runtime/rpc/peer-client.js';
 import { RedisStore } from '../../runtime/store/redis-store.js';
-import type { Mark, Route } from '../../runtime/store/store.js';
 import {
   EVENT_DEADLINE_MS, cleanupCluster, connect, eventually, onCleanup, spawnKuafu, spawnServe, startWsTap, writeClusterConfig,
   type ClusterConfigFile, type KuafuProcess, type ServeProcess, type WsTap,
 } from './cluster.js';
+import { stateOf, untilState, type PlayerState } from './game-cluster.js';
 import { startRedis, type RedisHandle } from './redis.js';
 
 // ---- outcomes -----------------------------------------------------------------------------------
@@ -333,18 +333,13 @@ export class DurableCluster {
   }
 
   /** The route and mark as Redis holds them. */
-  async state(pid: number): Promise<{ route: Route | null; mark: Mark | null }> {
-    const [route, mark] = await Promise.all([this.reader!.getRoute(pid), this.reader!.getMark(pid)]);
-    return { route, mark };
+  state(pid: number): Promise<PlayerState> {
+    return stateOf(this.reader!, pid);
   }
 
   /** Waits until Redis shows `check` true of the player's route and mark. */
-  until(pid: number, what: string, check: (state: { route: Route | null; mark: Mark | null }) => boolean, ms = 60_000): Promise<{ route: Route | null; mark: Mark | null }> {
-    return eventually(async () => {
-      const state = await this.state(pid);
-      if (!check(state)) throw new Error(`now ${JSON.stringify(state)}`);
-      return state;
-    }, `player ${pid}: ${what}`, ms, 25);
+  until(pid: number, what: string, check: (state: PlayerState) => boolean, ms = 60_000): Promise<PlayerState> {
+    return untilState(this.reader!, pid, what, check, ms);
   }
 
   /** What every process printed, for failure messages. */

@@ -56,6 +56,27 @@ export function claimsOf(token: string): TokenClaims {
   return JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as TokenClaims;
 }
 
+/** A player's route and his home's mark, as a store holds them. */
+export interface PlayerState {
+  route: Route | null;
+  mark: Mark | null;
+}
+
+/** The player's route and mark as `store` holds them now. */
+export async function stateOf(store: RedisStore, pid: number): Promise<PlayerState> {
+  const [route, mark] = await Promise.all([store.getRoute(pid), store.getMark(pid)]);
+  return { route, mark };
+}
+
+/** Waits until `store` shows `check` true of the player's route and mark (`what` says what is awaited). */
+export function untilState(store: RedisStore, pid: number, what: string, check: (state: PlayerState) => boolean, ms: number): Promise<PlayerState> {
+  return eventually(async () => {
+    const state = await stateOf(store, pid);
+    if (!check(state)) throw new Error(`now ${JSON.stringify(state)}`);
+    return state;
+  }, `player ${pid}: ${what}`, ms, 25);
+}
+
 export class GameCluster {
   readonly servers: Record<string, ServeProcess> = {};
   readonly peers: Record<string, PeerClient> = {};
@@ -148,9 +169,8 @@ export class GameCluster {
   }
 
   /** The route and mark as the store holds them. */
-  async state(pid: number): Promise<{ route: Route | null; mark: Mark | null }> {
-    const [route, mark] = await Promise.all([this.store.getRoute(pid), this.store.getMark(pid)]);
-    return { route, mark };
+  async state(pid: number): Promise<PlayerState> {
+    return stateOf(this.store, pid);
   }
 
   /** Calls a method of the player's RPC surface wherever he is (the real caller side, with call ids). */
@@ -176,12 +196,8 @@ export class GameCluster {
   }
 
   /** Waits until the store shows `check` true of the player's route and mark. */
-  until(pid: number, what: string, check: (state: { route: Route | null; mark: Mark | null }) => boolean, ms = 30_000): Promise<{ route: Route | null; mark: Mark | null }> {
-    return eventually(async () => {
-      const state = await this.state(pid);
-      if (!check(state)) throw new Error(`now ${JSON.stringify(state)}`);
-      return state;
-    }, `player ${pid}: ${what}`, ms, 25);
+  until(pid: number, what: string, check: (state: PlayerState) => boolean, ms = 30_000): Promise<PlayerState> {
+    return untilState(this.store, pid, what, check, ms);
   }
 
   /** What every serve process printed, for failure messages. */
