@@ -9,6 +9,7 @@
  * seeded by the seed; the timing of real processes is not, so two runs of one seed make the same
  * choices but need not end the same way.
  */
+import { DEFAULT_TOKEN_TTL_MS } from '../../runtime/game/tokens.js';
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, cleanupCluster } from '../harness/cluster.js';
@@ -51,8 +52,8 @@ const HEARTBEAT_MS = 1000;
 const STEP_TIMEOUT_MS = 8000;
 const SCRIPT_DEADLINE_MS = 25_000;
 const MAX_IN_FLIGHT = 24;
-/** The transfer token lifetime (docs/transfer.md: 30 s; DEFAULT_TOKEN_TTL_MS in runtime/game/tokens.ts, not imported: runtime/game is being rewritten). */
-const TOKEN_TTL_MS = 30_000;
+/** The transfer token lifetime the soak's servers run with (the default one). */
+const TOKEN_TTL_MS = DEFAULT_TOKEN_TTL_MS;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
